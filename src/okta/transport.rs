@@ -1,0 +1,156 @@
+//! One HTTP exchange with Okta: paced by the rate limiter, bounded by the timeout, reported to
+//! the metrics hook. No authentication and no retries here; those live in the client.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use url::Url;
+
+use super::error::{OktaError, Result};
+use super::ratelimit::{RateLimitHeaders, RateLimiter, bucket_for};
+
+/// What one Okta request did, for metrics: `samlcred_okta_requests_total{endpoint,status}` and
+/// `samlcred_okta_rate_limit_remaining{bucket}`.
+#[derive(Debug, Clone)]
+pub struct RequestRecord<'a> {
+    /// The endpoint template, e.g. `GET /api/v1/apps/{appId}`: low cardinality.
+    pub endpoint: &'a str,
+    /// HTTP status, or `None` when no answer arrived (transport failure, timeout).
+    pub status: Option<u16>,
+    pub bucket: &'a str,
+    pub limit: Option<u32>,
+    pub remaining: Option<u32>,
+    pub elapsed: Duration,
+}
+
+/// Receives one record per HTTP exchange with Okta.
+pub trait MetricsHook: Send + Sync {
+    fn record(&self, record: &RequestRecord<'_>);
+}
+
+/// An answer with its body fully read.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub rate: RateLimitHeaders,
+}
+
+pub struct Outgoing<'a> {
+    pub method: Method,
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: Option<Vec<u8>>,
+    pub endpoint: &'a str,
+}
+
+pub struct Transport {
+    pub http: reqwest::Client,
+    pub limiter: RateLimiter,
+    pub metrics: Option<Arc<dyn MetricsHook>>,
+    pub timeout: Duration,
+}
+
+impl Transport {
+    pub async fn send(&self, out: Outgoing<'_>) -> Result<Answer> {
+        let bucket = bucket_for(&out.method, out.url.path());
+        self.limiter.acquire(&bucket).await;
+        let started = Instant::now();
+        let mut request = self
+            .http
+            .request(out.method.clone(), out.url)
+            .headers(out.headers);
+        if let Some(body) = out.body {
+            request = request.body(body);
+        }
+        let exchange = async {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.bytes().await;
+            Ok::<_, reqwest::Error>((status, headers, body))
+        };
+        let outcome = tokio::time::timeout(self.timeout, exchange).await;
+        let elapsed = started.elapsed();
+        let (status, headers, body) = match outcome {
+            Err(_) => {
+                self.limiter.record_failure(&bucket);
+                self.report(out.endpoint, None, &bucket, None, elapsed);
+                tracing::debug!(endpoint = out.endpoint, "Okta request timed out");
+                return Err(OktaError::Timeout {
+                    timeout: self.timeout,
+                });
+            }
+            Ok(Err(err)) => {
+                self.limiter.record_failure(&bucket);
+                self.report(out.endpoint, None, &bucket, None, elapsed);
+                tracing::debug!(endpoint = out.endpoint, error = %err, "Okta request failed");
+                return Err(transport_error(&err));
+            }
+            Ok(Ok(parts)) => parts,
+        };
+        let rate = RateLimitHeaders::parse(&headers);
+        self.limiter.record_answer(&bucket, &rate, status);
+        self.report(out.endpoint, Some(status), &bucket, Some(&rate), elapsed);
+        tracing::debug!(
+            endpoint = out.endpoint,
+            status,
+            bucket = %bucket,
+            remaining = rate.remaining,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "Okta answered"
+        );
+        let body = body.map_err(|err| OktaError::UndecodableBody {
+            status,
+            reason: format!("body not fully received: {}", describe(&err)),
+        })?;
+        Ok(Answer {
+            status,
+            headers,
+            body,
+            rate,
+        })
+    }
+
+    fn report(
+        &self,
+        endpoint: &str,
+        status: Option<u16>,
+        bucket: &str,
+        rate: Option<&RateLimitHeaders>,
+        elapsed: Duration,
+    ) {
+        if let Some(metrics) = &self.metrics {
+            metrics.record(&RequestRecord {
+                endpoint,
+                status,
+                bucket,
+                limit: rate.and_then(|r| r.limit),
+                remaining: rate.and_then(|r| r.remaining),
+                elapsed,
+            });
+        }
+    }
+}
+
+fn transport_error(err: &reqwest::Error) -> OktaError {
+    OktaError::Transport {
+        message: describe(err),
+        connect: err.is_connect(),
+    }
+}
+
+/// The error and its causes on one line; reqwest's top-level message alone is vague.
+fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
