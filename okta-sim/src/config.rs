@@ -1,0 +1,191 @@
+//! The simulator's public data types: configuration, seeds, faults and the call log.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How to run a simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Where to listen. The default, 127.0.0.1:0, picks a free loopback port.
+    pub bind: SocketAddr,
+    pub rate_limits: RateLimits,
+    /// Requests served at the same time before Okta answers 429 (Okta's default: 75 per org).
+    pub concurrency_limit: usize,
+    /// The org name: the CN of generated certificates and the subdomain in metadata.
+    pub org_name: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            rate_limits: RateLimits::default(),
+            concurrency_limit: 75,
+            org_name: "samlcred-sim".to_string(),
+        }
+    }
+}
+
+/// Okta's per-minute rate limits for the buckets the Apps API uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimits {
+    /// `/api/v1/apps*`: listing apps and every endpoint below an app (keys, generate, clone,
+    /// metadata). Okta's figure: 100 per minute.
+    pub apps_collection: BucketLimit,
+    /// `/api/v1/apps/{id}` exactly (get, replace). Okta's figure (Workforce Identity): 500 per minute.
+    pub app_instance: BucketLimit,
+    /// `/oauth2/v1/token`. 600 per minute here (an assumption: Okta publishes it per org type).
+    pub token: BucketLimit,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            apps_collection: BucketLimit::per_minute(100),
+            app_instance: BucketLimit::per_minute(500),
+            token: BucketLimit::per_minute(600),
+        }
+    }
+}
+
+impl RateLimits {
+    /// Limits no test will reach; for benchmarks and tests that are not about rate limiting.
+    pub fn unlimited() -> Self {
+        let huge = BucketLimit { limit: u32::MAX, window: Duration::from_secs(60) };
+        RateLimits { apps_collection: huge, app_instance: huge, token: huge }
+    }
+}
+
+/// `limit` requests per `window`; the window is fixed and starts with its first request, and
+/// runs on real time (not the simulator's clock) so that benchmarks are paced for real.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketLimit {
+    pub limit: u32,
+    #[serde(with = "millis")]
+    pub window: Duration,
+}
+
+impl BucketLimit {
+    pub fn per_minute(limit: u32) -> Self {
+        BucketLimit { limit, window: Duration::from_secs(60) }
+    }
+}
+
+/// An OAuth 2.0 service app allowed to use client credentials with `private_key_jwt`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OAuthClient {
+    pub client_id: String,
+    /// Public RSA or EC P-256 JWK the client signs its assertions with (with or without `kid`).
+    pub public_jwk: serde_json::Value,
+    /// Okta scopes granted to the app, e.g. `okta.apps.read`, `okta.apps.manage`.
+    pub scopes: Vec<String>,
+    /// "Require Demonstrating Proof of Possession (DPoP) header in token requests".
+    #[serde(default)]
+    pub require_dpop: bool,
+}
+
+/// A SAML 2.0 app to create, with its key credentials.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SeedApp {
+    /// The app id; a fresh Okta-like id (`0oa...`) when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    pub label: String,
+    #[serde(default)]
+    pub keys: Vec<SeedKey>,
+    /// Index into `keys` of the key the app signs with (ignored when `keys` is empty).
+    #[serde(default)]
+    pub active: usize,
+}
+
+/// A key credential whose certificate is valid from `not_before` to `not_after`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SeedKey {
+    pub not_before: jiff::Timestamp,
+    pub not_after: jiff::Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeededApp {
+    pub id: String,
+    /// The kids of the seeded keys, in the order given.
+    pub kids: Vec<String>,
+}
+
+/// Make the next `count` calls matching `method` (any when `None`) and `path_prefix` misbehave.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fault {
+    #[serde(default, with = "optional_method")]
+    pub method: Option<http::Method>,
+    pub path_prefix: String,
+    pub count: u32,
+    pub kind: FaultKind,
+}
+
+/// How a faulty call misbehaves.
+///
+/// `Status` answers instead of Okta: the call is not carried out. `Latency` delays the call, then
+/// carries it out. `TruncatedBody`, `NonJsonBody` and `ConnectionReset` carry the call out and
+/// then spoil the answer, as a proxy or network failing after Okta acted would: a generate that
+/// "failed" this way has still created a key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Answer `status` with an Okta error body carrying `error_code` and `summary`.
+    Status { status: u16, error_code: String, summary: String },
+    /// Wait this long before handling the call.
+    Latency(#[serde(with = "millis")] Duration),
+    /// Cut the (JSON) body in half: it no longer parses.
+    TruncatedBody,
+    /// Replace the body with an HTML error page (`text/html`), keeping the status.
+    NonJsonBody,
+    /// Close the connection with a TCP reset instead of answering.
+    ConnectionReset,
+}
+
+/// One API call the simulator answered (control calls under `/__sim` are not recorded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// The status the client saw; 0 when the connection was reset instead.
+    pub status: u16,
+    /// `SSWS`, `Bearer`, `DPoP` or `none`: the scheme of the `Authorization` header.
+    pub auth: String,
+    /// The simulator's clock when the call arrived.
+    pub at: jiff::Timestamp,
+}
+
+/// Durations as whole milliseconds in the control API's JSON.
+pub(crate) mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+mod optional_method {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(m: &Option<http::Method>, s: S) -> Result<S::Ok, S::Error> {
+        match m {
+            Some(m) => s.serialize_some(m.as_str()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<http::Method>, D::Error> {
+        let raw = Option::<String>::deserialize(d)?;
+        raw.map(|m| m.to_ascii_uppercase().parse().map_err(serde::de::Error::custom)).transpose()
+    }
+}

@@ -1,0 +1,151 @@
+//! The Okta org the simulator pretends to be: its SAML apps and their key credentials.
+
+use jiff::Timestamp;
+use rand::Rng as _;
+use serde_json::{Value, json};
+
+use crate::keys::{KeyCredential, okta_time};
+
+/// A custom SAML 2.0 app.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub id: String,
+    /// Okta's generated key for the app definition, e.g. `samlcredsim_grafana_1`.
+    pub name: String,
+    pub label: String,
+    pub status: String,
+    pub created: Timestamp,
+    pub last_updated: Timestamp,
+    /// `credentials.signing.kid`: the key the app signs assertions with.
+    pub active_kid: Option<String>,
+    /// Every key credential of the app, oldest first. Okta never deletes them.
+    pub keys: Vec<KeyCredential>,
+    /// `settings`, kept as given (a PUT may replace it).
+    pub settings: Value,
+}
+
+impl App {
+    pub fn new(id: String, label: String, org_name: &str, base_url: &str, now: Timestamp) -> App {
+        let slug: String = label
+            .chars()
+            .filter_map(|c| if c.is_ascii_alphanumeric() { Some(c.to_ascii_lowercase()) } else { None })
+            .collect();
+        let org_slug: String = org_name.chars().filter(char::is_ascii_alphanumeric).collect();
+        let name = format!("{org_slug}_{slug}_1");
+        let settings = default_saml_settings(base_url, &id);
+        App {
+            id,
+            name,
+            label,
+            status: "ACTIVE".to_string(),
+            created: now,
+            last_updated: now,
+            active_kid: None,
+            keys: Vec::new(),
+            settings,
+        }
+    }
+
+    pub fn key(&self, kid: &str) -> Option<&KeyCredential> {
+        self.keys.iter().find(|k| k.kid == kid)
+    }
+
+    /// The app as `GET /api/v1/apps/{appId}` returns it (a `SamlApplication`).
+    pub fn to_json(&self, base_url: &str) -> Value {
+        let app_url = format!("{base_url}/api/v1/apps/{}", self.id);
+        let mut signing = json!({});
+        if let Some(kid) = &self.active_kid {
+            signing["kid"] = json!(kid);
+        }
+        json!({
+            "id": self.id,
+            "orn": format!("orn:okta:idp:00o1simulatedorg00:apps:{}:{}", self.name, self.id),
+            "name": self.name,
+            "label": self.label,
+            "status": self.status,
+            "created": okta_time(self.created),
+            "lastUpdated": okta_time(self.last_updated),
+            "accessibility": { "selfService": false },
+            "visibility": {
+                "autoLaunch": false,
+                "autoSubmitToolbar": false,
+                "hide": { "iOS": false, "web": false },
+                "appLinks": { format!("{}_link", self.name): true },
+            },
+            "features": [],
+            "signOnMode": "SAML_2_0",
+            "credentials": {
+                "userNameTemplate": { "template": "${source.login}", "type": "BUILT_IN" },
+                "signing": signing,
+            },
+            "settings": self.settings,
+            "_links": {
+                "metadata": {
+                    "href": format!("{app_url}/sso/saml/metadata"),
+                    "type": "application/xml",
+                },
+                "users": { "href": format!("{app_url}/users") },
+                "groups": { "href": format!("{app_url}/groups") },
+                "deactivate": { "href": format!("{app_url}/lifecycle/deactivate") },
+                "appLinks": [{
+                    "name": format!("{}_link", self.name),
+                    "href": format!("{base_url}/home/{}/{}/alnsimulated", self.name, self.id),
+                    "type": "text/html",
+                }],
+            },
+        })
+    }
+}
+
+fn default_saml_settings(base_url: &str, id: &str) -> Value {
+    let acs = format!("https://sp.example.test/saml/acs/{id}");
+    json!({
+        "implicitAssignment": false,
+        "notifications": { "vpn": { "network": { "connection": "DISABLED" } } },
+        "signOn": {
+            "defaultRelayState": "",
+            "ssoAcsUrl": acs,
+            "idpIssuer": "http://www.okta.com/${org.externalKey}",
+            "audience": format!("https://sp.example.test/saml/{id}"),
+            "recipient": acs,
+            "destination": acs,
+            "subjectNameIdTemplate": "${user.userName}",
+            "subjectNameIdFormat": "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+            "responseSigned": true,
+            "assertionSigned": true,
+            "signatureAlgorithm": "RSA_SHA256",
+            "digestAlgorithm": "SHA256",
+            "honorForceAuthn": true,
+            "authnContextClassRef": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
+            "spIssuer": base_url,
+            "requestCompressed": false,
+            "allowMultipleAcsEndpoints": false,
+            "acsEndpoints": [],
+            "attributeStatements": [],
+        },
+    })
+}
+
+/// Okta app ids: `0oa` and 17 letters or digits.
+pub fn new_app_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let tail: String = (0..17).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    format!("0oa{tail}")
+}
+
+/// All apps of the org, in creation order (the order Okta lists them in).
+#[derive(Debug, Default)]
+pub struct Org {
+    pub apps: Vec<App>,
+}
+
+impl Org {
+    pub fn app(&self, id: &str) -> Option<&App> {
+        self.apps.iter().find(|a| a.id == id)
+    }
+
+    pub fn app_mut(&mut self, id: &str) -> Option<&mut App> {
+        self.apps.iter_mut().find(|a| a.id == id)
+    }
+}
