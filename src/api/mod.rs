@@ -1,1 +1,104 @@
-//! (being written)
+//! The custom resources of API group `samlcred.io/v1alpha1`, and the names (annotations, labels,
+//! conditions, event reasons) that users and tools see.
+
+mod credential;
+pub mod duration;
+mod org;
+
+use kube::CustomResourceExt;
+
+pub use credential::{
+    Activation, ActivationPolicy, ActiveKey, OrgKind, OrgRef, PendingKey, PreviousKey,
+    RolloutRestartTarget, Rotation, RotationPhase, RotationTrigger, SamlAppCredential,
+    SamlAppCredentialSpec, SamlAppCredentialStatus, SecretDeletionPolicy, SecretTemplate,
+    WorkloadKind,
+};
+pub use org::{
+    ApiTokenAuth, ClusterOktaOrg, ClusterOktaOrgSpec, DpopMode, OAuthAuth, OktaAuth, OktaOrg,
+    OktaOrgSpec, OktaOrgStatus, RateLimit, SecretKeyRef,
+};
+
+/// Annotations a person (or Git) sets on a SamlAppCredential, and samlcred sets on its Secret.
+pub mod annotations {
+    /// On a SamlAppCredential: start a rotation now if the value differs from status.lastRotateToken.
+    pub const ROTATE: &str = "samlcred.io/rotate";
+    /// On a SamlAppCredential with activation.policy Manual: activate the pending key of this kid.
+    pub const ACTIVATE: &str = "samlcred.io/activate";
+    /// On a Secret samlcred did not create: `"true"` lets samlcred take it over.
+    pub const ADOPT: &str = "samlcred.io/adopt";
+    /// On the Secret: the active kid.
+    pub const KID: &str = "samlcred.io/kid";
+    /// On the Secret: the active certificate's notAfter (RFC 3339).
+    pub const NOT_AFTER: &str = "samlcred.io/not-after";
+    /// On the Secret: the active certificate's x5t#S256.
+    pub const X5T_S256: &str = "samlcred.io/x5t-s256";
+    /// On the Secret: the Okta app ID.
+    pub const APP_ID: &str = "samlcred.io/app-id";
+    /// On a restarted workload's pod template: when samlcred restarted it (kubectl uses its own key).
+    pub const RESTARTED_AT: &str = "samlcred.io/restartedAt";
+}
+
+/// Labels samlcred sets on its Secrets.
+pub mod labels {
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    pub const MANAGED_BY_VALUE: &str = "samlcred";
+    /// The name of the SamlAppCredential that owns the Secret.
+    pub const CREDENTIAL: &str = "samlcred.io/credential";
+}
+
+/// Condition types and reasons of SamlAppCredential, OktaOrg and ClusterOktaOrg status.
+pub mod conditions {
+    pub const READY: &str = "Ready";
+    pub const ROTATING: &str = "Rotating";
+
+    /// Ready=True: the Secret holds the certificate Okta signs with.
+    pub const REASON_UP_TO_DATE: &str = "UpToDate";
+    pub const REASON_APP_NOT_FOUND: &str = "AppNotFound";
+    pub const REASON_CONFLICT: &str = "Conflict";
+    pub const REASON_SECRET_CONFLICT: &str = "SecretConflict";
+    pub const REASON_SUSPENDED: &str = "Suspended";
+    pub const REASON_ORG_NOT_FOUND: &str = "OrgNotFound";
+    pub const REASON_ORG_NOT_ALLOWED: &str = "OrgNotAllowed";
+    pub const REASON_OKTA_ERROR: &str = "OktaError";
+    pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
+    /// The app has no usable signing key and samlcred is making one.
+    pub const REASON_NO_ACTIVE_KEY: &str = "NoActiveKey";
+    /// Rotating=True while Manual activation waits for the activate annotation.
+    pub const REASON_AWAITING_APPROVAL: &str = "AwaitingApproval";
+    /// Rotating=False: no rotation under way.
+    pub const REASON_IDLE: &str = "Idle";
+    /// OktaOrg Ready=True: Okta accepted the credentials.
+    pub const REASON_AUTHENTICATED: &str = "Authenticated";
+    pub const REASON_AUTHENTICATION_FAILED: &str = "AuthenticationFailed";
+}
+
+/// Reasons of the Kubernetes Events samlcred emits.
+pub mod events {
+    pub const KEY_ADOPTED: &str = "KeyAdopted";
+    pub const KEY_GENERATED: &str = "KeyGenerated";
+    pub const KEY_PUBLISHED: &str = "KeyPublished";
+    pub const KEY_ACTIVATED: &str = "KeyActivated";
+    pub const KEY_RETIRED: &str = "KeyRetired";
+    /// Warning: someone changed the app's active key in Okta.
+    pub const EXTERNAL_KEY_CHANGE: &str = "ExternalKeyChange";
+    pub const SECRET_CONFLICT: &str = "SecretConflict";
+    pub const OKTA_ERROR: &str = "OktaError";
+    pub const ROLLOUT_RESTARTED: &str = "RolloutRestarted";
+}
+
+/// The field manager samlcred uses for server-side apply.
+pub const FIELD_MANAGER: &str = "samlcred";
+
+/// All three CustomResourceDefinitions as one multi-document YAML: the content of
+/// `crds/samlcred.io.yaml` and the output of `samlcred crds`. Same types, same bytes.
+pub fn crds_yaml() -> String {
+    let crds = [
+        OktaOrg::crd(),
+        ClusterOktaOrg::crd(),
+        SamlAppCredential::crd(),
+    ];
+    serde_saphyr::to_string_multiple(&crds).expect("a CRD serializes to YAML")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,360 @@
+//! `SamlAppCredential`: one Okta SAML app whose signing certificate samlcred keeps alive.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duration;
+
+/// Desired state of a SamlAppCredential: which Okta app to watch, when to rotate its signing key and
+/// where to publish the certificates.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "samlcred.io",
+    version = "v1alpha1",
+    kind = "SamlAppCredential",
+    namespaced,
+    status = "SamlAppCredentialStatus",
+    shortname = "sac",
+    category = "samlcred",
+    derive = "PartialEq",
+    doc = "SamlAppCredential keeps the signing certificate of one Okta SAML app valid: it rotates the key before it expires and publishes the certificates to a Secret for the service providers.",
+    printcolumn(name = "App", type_ = "string", json_path = ".spec.appId"),
+    printcolumn(name = "Secret", type_ = "string", json_path = ".spec.secretName"),
+    printcolumn(
+        name = "Expires",
+        type_ = "date",
+        json_path = ".status.activeKey.notAfter"
+    ),
+    printcolumn(name = "Renewal", type_ = "date", json_path = ".status.renewalTime"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Kid",
+        type_ = "string",
+        json_path = ".status.activeKey.kid",
+        priority = 1
+    )
+)]
+#[x_kube(validation = Rule::new(
+    "duration(self.renewBefore) < duration(string(self.validityYears * 8760) + 'h')"
+).message("renewBefore must be shorter than the certificate validity (validityYears)").field_path(".renewBefore"))]
+#[serde(rename_all = "camelCase")]
+pub struct SamlAppCredentialSpec {
+    /// The Okta org that hosts the app: an OktaOrg in this namespace or a ClusterOktaOrg.
+    pub org_ref: OrgRef,
+
+    /// ID of the Okta SAML app (for example 0oa1b2c3d4e5f6g7h8i9). Cannot be changed after creation:
+    /// create a new SamlAppCredential for another app.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("appId is immutable"))]
+    pub app_id: String,
+
+    /// Validity of each certificate Okta generates, in years (2 to 10). Default 10.
+    #[serde(default = "default_validity_years")]
+    #[schemars(range(min = 2, max = 10))]
+    pub validity_years: i32,
+
+    /// Start a rotation when the active certificate expires within this duration (Go syntax, for
+    /// example 720h or 1h30m). Must be positive and shorter than the validity. Default 720h (30 days).
+    #[serde(default = "default_renew_before")]
+    #[schemars(length(max = duration::MAX_LENGTH), regex(pattern = duration::PATTERN))]
+    #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("renewBefore must be positive"))]
+    pub renew_before: String,
+
+    /// When a new key, once published in the Secret, becomes the key Okta signs with.
+    #[serde(default)]
+    pub activation: Activation,
+
+    /// How long a replaced certificate stays in bundle.pem after the new key is activated (Go duration
+    /// syntax). Default 168h (7 days).
+    #[serde(default = "default_retain_previous")]
+    #[schemars(length(max = duration::MAX_LENGTH), regex(pattern = duration::PATTERN))]
+    pub retain_previous: String,
+
+    /// Name of the Secret, in this namespace, that receives the certificates. samlcred creates it, and
+    /// never modifies a Secret it did not create unless that Secret is annotated
+    /// samlcred.io/adopt: "true".
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub secret_name: String,
+
+    /// Extra labels and annotations for the Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_template: Option<SecretTemplate>,
+
+    /// What happens to the Secret when this SamlAppCredential is deleted: Retain keeps it, Delete lets
+    /// Kubernetes garbage-collect it (through an ownerReference). Default Retain.
+    #[serde(default)]
+    pub secret_deletion_policy: SecretDeletionPolicy,
+
+    /// Workloads in this namespace that are restarted (like kubectl rollout restart) whenever the
+    /// Secret's content changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub rollout_restart_targets: Vec<RolloutRestartTarget>,
+
+    /// true stops every write to Okta (no key is generated or activated); the Secret is still kept up
+    /// to date with what Okta shows. Default false.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+/// Reference to the Okta org that hosts the app.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgRef {
+    /// OktaOrg (same namespace) or ClusterOktaOrg. Default OktaOrg.
+    #[serde(default)]
+    pub kind: OrgKind,
+    /// Name of the OktaOrg or ClusterOktaOrg.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum OrgKind {
+    #[default]
+    OktaOrg,
+    ClusterOktaOrg,
+}
+
+/// When a published key becomes the key Okta signs with.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Activation {
+    /// Automatic activates the new key once delay has passed since it was published. Manual waits
+    /// until the SamlAppCredential is annotated samlcred.io/activate: <kid of the pending key>, then
+    /// activates it at once. Default Automatic.
+    #[serde(default)]
+    pub policy: ActivationPolicy,
+
+    /// Time between publishing the new certificate in the Secret and switching Okta to it (Automatic
+    /// policy), so that service providers can pick it up first. Go duration syntax. Default 24h.
+    #[serde(default = "default_activation_delay")]
+    #[schemars(length(max = duration::MAX_LENGTH), regex(pattern = duration::PATTERN))]
+    pub delay: String,
+}
+
+impl Default for Activation {
+    fn default() -> Self {
+        Self {
+            policy: ActivationPolicy::default(),
+            delay: default_activation_delay(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ActivationPolicy {
+    #[default]
+    Automatic,
+    Manual,
+}
+
+/// Extra metadata for the Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct SecretTemplate {
+    /// Labels added to the Secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations added to the Secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum SecretDeletionPolicy {
+    #[default]
+    Retain,
+    Delete,
+}
+
+/// A workload to restart when the Secret's content changes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct RolloutRestartTarget {
+    /// Deployment, StatefulSet or DaemonSet.
+    pub kind: WorkloadKind,
+    /// Name of the workload, in this namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+/// What samlcred observed and did. Okta is the source of truth for which key signs; this records
+/// what samlcred intends and has published.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SamlAppCredentialStatus {
+    /// The metadata.generation this status was written for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Ready: the Secret holds the certificate Okta signs with and nothing is failing. Rotating: a
+    /// rotation is under way; its reason is the phase.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// The key Okta signs with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_key: Option<ActiveKey>,
+
+    /// The key being rotated in: generated in Okta, published in bundle.pem, not yet signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_key: Option<PendingKey>,
+
+    /// Keys that signed before the active one, kept in bundle.pem until their retainUntil.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_keys: Vec<PreviousKey>,
+
+    /// The rotation under way, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Rotation>,
+
+    /// When the next rotation starts: the active certificate's notAfter minus renewBefore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_time: Option<Time>,
+
+    /// When a key was last activated by samlcred.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotation_time: Option<Time>,
+
+    /// The last value of the samlcred.io/rotate annotation that started a rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotate_token: Option<String>,
+
+    /// Consecutive failed attempts of the current step; reset by a success.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_attempts: i32,
+
+    /// When the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<Time>,
+}
+
+/// The key Okta signs with.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveKey {
+    /// Okta's key ID.
+    pub kid: String,
+    /// Start of the certificate's validity.
+    pub not_before: Time,
+    /// End of the certificate's validity.
+    pub not_after: Time,
+    /// Base64url SHA-256 thumbprint of the certificate (the JWK's x5t#S256).
+    #[serde(rename = "x5tS256")]
+    pub x5t_s256: String,
+}
+
+/// The key being rotated in.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingKey {
+    /// Okta's key ID.
+    pub kid: String,
+    /// End of the certificate's validity.
+    pub not_after: Time,
+    /// Base64url SHA-256 thumbprint of the certificate (the JWK's x5t#S256).
+    #[serde(rename = "x5tS256")]
+    pub x5t_s256: String,
+    /// Earliest time the key is activated (Automatic policy); set when it is published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activate_after: Option<Time>,
+}
+
+/// A key that signed before the active one.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousKey {
+    /// Okta's key ID.
+    pub kid: String,
+    /// End of the certificate's validity.
+    pub not_after: Time,
+    /// Base64url SHA-256 thumbprint of the certificate (the JWK's x5t#S256).
+    #[serde(rename = "x5tS256")]
+    pub x5t_s256: String,
+    /// When the certificate leaves bundle.pem.
+    pub retain_until: Time,
+}
+
+/// A rotation under way.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rotation {
+    /// Generating: the intent is recorded and the key is being generated. Published: the new
+    /// certificate is in the Secret, the old key still signs. Activating: Okta is being switched to
+    /// the new key.
+    pub phase: RotationPhase,
+    /// Why the rotation started: Expiry (renewBefore reached), Manual (samlcred.io/rotate
+    /// annotation) or NoActiveKey (the app had no usable signing key).
+    pub trigger: RotationTrigger,
+    /// When the rotation started.
+    pub started_at: Time,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RotationPhase {
+    Generating,
+    Published,
+    Activating,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RotationTrigger {
+    Expiry,
+    Manual,
+    NoActiveKey,
+}
+
+impl std::fmt::Display for RotationPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+impl std::fmt::Display for RotationTrigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+fn default_validity_years() -> i32 {
+    10
+}
+
+fn default_renew_before() -> String {
+    "720h".into()
+}
+
+fn default_activation_delay() -> String {
+    "24h".into()
+}
+
+fn default_retain_previous() -> String {
+    "168h".into()
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
