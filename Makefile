@@ -1,0 +1,37 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Everything else supports them.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+CARGO ?= cargo
+
+.PHONY: test demo kube fmt-check clippy unit crds bench clean-testenv
+
+## test: every check CI runs (fmt, clippy, unit and integration tests); builds what it needs first.
+test: kube fmt-check clippy unit
+
+## kube: build etcd, kube-apiserver, kube-controller-manager, kubectl and helm once per machine.
+kube:
+	bash tests/kube/build.sh >/dev/null
+
+fmt-check:
+	$(CARGO) fmt --all --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit: kube
+	SAMLCRED_KUBE_BIN="$$(bash tests/kube/build.sh)" $(CARGO) test --workspace --locked
+
+## demo: run samlcred's main job locally (control plane + Okta simulator); Ctrl-C stops it.
+demo: kube
+	bash scripts/demo.sh
+
+## crds: regenerate crds/ from the Rust types.
+crds:
+	$(CARGO) run --quiet --bin samlcred -- crds > crds/samlcred.io.yaml
+
+## bench: the benchmarks, in release mode; they print their figures.
+bench:
+	$(CARGO) bench --workspace
+
+clean-testenv:
+	rm -rf .testenv /tmp/samlcred-testenv-*
