@@ -24,31 +24,14 @@ use super::duration;
     doc = "SamlAppCredential keeps the signing certificate of one Okta SAML app valid: it rotates the key before it expires and publishes the certificates to a Secret for the service providers.",
     printcolumn(name = "App", type_ = "string", json_path = ".spec.appId"),
     printcolumn(name = "Secret", type_ = "string", json_path = ".spec.secretName"),
-    printcolumn(
-        name = "Expires",
-        type_ = "date",
-        json_path = ".status.activeKey.notAfter"
-    ),
+    printcolumn(name = "Expires", type_ = "date", json_path = ".status.activeKey.notAfter"),
     printcolumn(name = "Renewal", type_ = "date", json_path = ".status.renewalTime"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    ),
-    printcolumn(
-        name = "Kid",
-        type_ = "string",
-        json_path = ".status.activeKey.kid",
-        priority = 1
-    )
+    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Kid", type_ = "string", json_path = ".status.activeKey.kid", priority = 1)
 )]
 #[x_kube(validation = Rule::new(
-    "duration(self.renewBefore) < duration(string(self.validityYears * 8760) + 'h')"
+    "duration(self.renewBefore).getHours() < self.validityYears * 8760"
 ).message("renewBefore must be shorter than the certificate validity (validityYears)").field_path(".renewBefore"))]
 #[serde(rename_all = "camelCase")]
 pub struct SamlAppCredentialSpec {
@@ -151,10 +134,7 @@ pub struct Activation {
 
 impl Default for Activation {
     fn default() -> Self {
-        Self {
-            policy: ActivationPolicy::default(),
-            delay: default_activation_delay(),
-        }
+        Self { policy: ActivationPolicy::default(), delay: default_activation_delay() }
     }
 }
 
