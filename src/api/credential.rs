@@ -11,6 +11,8 @@ use super::duration;
 
 /// Desired state of a SamlAppCredential: which Okta app to watch, when to rotate its signing key and
 /// where to publish the certificates.
+// The printcolumn(...) lists repeat `type_ = "string"`, which this lint mistakes for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "samlcred.io",

@@ -39,9 +39,7 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
         if whole.is_empty() || (dotted && fraction.is_empty()) {
             return Err(malformed());
         }
-        let unit_len = after
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(after.len());
+        let unit_len = after.find(|c: char| c.is_ascii_digit()).unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
         let nanos_per_unit: u128 = match unit {
             "ns" => 1,
@@ -58,9 +56,7 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
         if !fraction.is_empty() {
             // Like Go, digits past nanosecond precision are dropped rather than rounded.
             let digits = fraction.len().min(30) as u32;
-            let fraction: u128 = fraction[..digits as usize]
-                .parse()
-                .map_err(|_| overflow())?;
+            let fraction: u128 = fraction[..digits as usize].parse().map_err(|_| overflow())?;
             nanos += fraction * nanos_per_unit / 10u128.pow(digits);
         }
         total = total.checked_add(nanos).ok_or_else(overflow)?;
@@ -74,10 +70,7 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
 }
 
 fn split_digits(text: &str) -> (&str, &str) {
-    text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    )
+    text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()))
 }
 
 #[cfg(test)]
@@ -95,10 +88,7 @@ mod tests {
             ("90m", Duration::from_secs(90 * 60)),
             ("1h30m", Duration::from_secs(90 * 60)),
             ("1.5h", Duration::from_secs(90 * 60)),
-            (
-                "2h45m30.5s",
-                Duration::from_millis((2 * H * 1000) + 45 * 60_000 + 30_500),
-            ),
+            ("2h45m30.5s", Duration::from_millis((2 * H * 1000) + 45 * 60_000 + 30_500)),
             ("10ms", Duration::from_millis(10)),
             ("7us", Duration::from_micros(7)),
             ("3ns", Duration::from_nanos(3)),
@@ -112,24 +102,16 @@ mod tests {
 
     #[test]
     fn rejects_what_the_schema_rejects() {
-        for text in [
-            "", "-1h", "+1h", "h", "1", "10", "1d", "1H", "1h ", " 1h", "1.h", ".5h", "1h-",
-            "1.5.5h", "1µs",
-        ] {
-            assert!(
-                matches!(parse(text), Err(DurationError::Malformed(_))),
-                "{text} should be malformed"
-            );
+        for text in ["", "-1h", "+1h", "h", "1", "10", "1d", "1H", "1h ", " 1h", "1.h", ".5h", "1h-", "1.5.5h", "1µs"]
+        {
+            assert!(matches!(parse(text), Err(DurationError::Malformed(_))), "{text} should be malformed");
         }
     }
 
     #[test]
     fn rejects_what_go_cannot_hold() {
         assert!(matches!(parse("2562048h"), Err(DurationError::Overflow(_))));
-        assert!(matches!(
-            parse("99999999999999999999999999999999999999999h"),
-            Err(DurationError::Overflow(_))
-        ));
+        assert!(matches!(parse("99999999999999999999999999999999999999999h"), Err(DurationError::Overflow(_))));
         assert!(parse("2562047h").is_ok());
     }
 }

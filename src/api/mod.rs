@@ -8,14 +8,13 @@ mod org;
 use kube::CustomResourceExt;
 
 pub use credential::{
-    Activation, ActivationPolicy, ActiveKey, OrgKind, OrgRef, PendingKey, PreviousKey,
-    RolloutRestartTarget, Rotation, RotationPhase, RotationTrigger, SamlAppCredential,
-    SamlAppCredentialSpec, SamlAppCredentialStatus, SecretDeletionPolicy, SecretTemplate,
-    WorkloadKind,
+    Activation, ActivationPolicy, ActiveKey, OrgKind, OrgRef, PendingKey, PreviousKey, RolloutRestartTarget, Rotation,
+    RotationPhase, RotationTrigger, SamlAppCredential, SamlAppCredentialSpec, SamlAppCredentialStatus,
+    SecretDeletionPolicy, SecretTemplate, WorkloadKind,
 };
 pub use org::{
-    ApiTokenAuth, ClusterOktaOrg, ClusterOktaOrgSpec, DpopMode, OAuthAuth, OktaAuth, OktaOrg,
-    OktaOrgSpec, OktaOrgStatus, RateLimit, SecretKeyRef,
+    ApiTokenAuth, ClusterOktaOrg, ClusterOktaOrgSpec, DpopMode, OAuthAuth, OktaAuth, OktaOrg, OktaOrgSpec,
+    OktaOrgStatus, RateLimit, SecretKeyRef,
 };
 
 /// Annotations a person (or Git) sets on a SamlAppCredential, and samlcred sets on its Secret.
@@ -92,11 +91,7 @@ pub const FIELD_MANAGER: &str = "samlcred";
 /// All three CustomResourceDefinitions as one multi-document YAML: the content of
 /// `crds/samlcred.io.yaml` and the output of `samlcred crds`. Same types, same bytes.
 pub fn crds_yaml() -> String {
-    let crds = [
-        OktaOrg::crd(),
-        ClusterOktaOrg::crd(),
-        SamlAppCredential::crd(),
-    ];
+    let crds = [OktaOrg::crd(), ClusterOktaOrg::crd(), SamlAppCredential::crd()];
     serde_saphyr::to_string_multiple(&crds).expect("a CRD serializes to YAML")
 }
 

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 /// How to reach an Okta org: its URL, the credentials samlcred uses, and how much of the org's rate
 /// limits samlcred may use.
+// The printcolumn(...) lists repeat `type_ = "string"`, which this lint mistakes for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "samlcred.io",
@@ -18,25 +20,14 @@ use serde::{Deserialize, Serialize};
     derive = "PartialEq",
     doc = "OktaOrg tells samlcred how to reach an Okta org, for the SamlAppCredentials of its namespace.",
     printcolumn(name = "URL", type_ = "string", json_path = ".spec.url"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct OktaOrgSpec {
     /// Base URL of the org, for example https://acme.okta.com. Plain http is refused unless the
     /// operator runs with --allow-insecure-okta-http and the host is a loopback address.
-    #[schemars(
-        length(min = 1, max = 2048),
-        regex(pattern = r"^https?://[^\s/]+(/\S*)?$")
-    )]
+    #[schemars(length(min = 1, max = 2048), regex(pattern = r"^https?://[^\s/]+(/\S*)?$"))]
     pub url: String,
 
     /// How samlcred authenticates: exactly one of apiToken or oauth.
@@ -49,6 +40,8 @@ pub struct OktaOrgSpec {
 
 /// How to reach an Okta org, usable from any namespace the selector allows. Secret references are
 /// resolved in the operator's cluster resource namespace.
+// The printcolumn(...) lists repeat `type_ = "string"`, which this lint mistakes for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "samlcred.io",
@@ -59,16 +52,8 @@ pub struct OktaOrgSpec {
     derive = "PartialEq",
     doc = "ClusterOktaOrg tells samlcred how to reach an Okta org, for SamlAppCredentials of every namespace its namespaceSelector allows.",
     printcolumn(name = "URL", type_ = "string", json_path = ".spec.url"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterOktaOrgSpec {
@@ -164,9 +149,7 @@ pub struct RateLimit {
 
 impl Default for RateLimit {
     fn default() -> Self {
-        Self {
-            max_share: default_max_share(),
-        }
+        Self { max_share: default_max_share() }
     }
 }
 

@@ -1,1 +1,329 @@
-//! (being written)
+//! The rotation planner: a pure function from everything samlcred observed to the one next step.
+//!
+//! The reconciler observes (the credential, the Okta app and its keys, the Secret), asks [`plan`],
+//! performs that single step, records it in status with the functions of [`record`], and comes back.
+//! Nothing here does I/O, so every state and every crash point is a unit test (`tests.rs`).
+//!
+//! # The steps, in the order they are considered
+//!
+//! | situation | step |
+//! | --- | --- |
+//! | an older credential claims the same org+app | `Report(Conflict)` |
+//! | Okta answers 404 for the app | `Report(AppNotFound)` (the Secret is kept) |
+//! | the Secret exists and is not ours nor marked adoptable | `Report(SecretConflict)` |
+//! | Okta signs with the pending kid | `RecordActivation` |
+//! | status has no active key and no rotation, Okta signs with a usable key | `Adopt` |
+//! | Okta signs with a kid that is neither active nor pending | `AdoptExternalChange` |
+//! | phase Generating, no pending key, a key created since `startedAt` | `ResumeWithOrphan` |
+//! | phase Generating, no pending key | `Generate` |
+//! | phase Generating, pending key recorded | `Publish` |
+//! | previous keys past `retainUntil` | `Retire` |
+//! | the Secret differs from what status says | `WriteSecret` |
+//! | phase Activating, or Published and due/approved | `Activate` |
+//! | phase Published, Manual, not approved | `AwaitApproval` |
+//! | phase Published, Automatic, before `activateAfter` | `WaitUntil(activateAfter)` |
+//! | no usable signing key in Okta | `StartRotation(NoActiveKey)` |
+//! | rotate annotation differs from `lastRotateToken` | `StartRotation(Manual)` |
+//! | renewal time reached | `StartRotation(Expiry)` |
+//! | otherwise | `WaitUntil(earliest of renewal time and retainUntil)` |
+//!
+//! With `suspend: true`, every step that would write to Okta (`Generate`, `Activate`, and
+//! `StartRotation`, which leads to `Generate`) becomes `Report(Suspended)`; the others go on.
+//!
+//! # Crash recovery
+//!
+//! Generating a key is not idempotent and keys cannot be deleted, so the intent to generate is
+//! persisted (`StartRotation`: phase Generating, `startedAt`) *before* calling Okta. Each crash point
+//! is then recovered by the next plan from what Okta and the Secret show:
+//! - after generate, before the pending key reached status: phase is Generating with no pending key,
+//!   and Okta lists a key created since `startedAt` that is neither active nor previous:
+//!   `ResumeWithOrphan` takes it instead of generating a second one. The same covers a generate call
+//!   that timed out after Okta created the key.
+//! - after the Secret was written by `Publish`, before status said Published: `Publish` again; the
+//!   Secret write is identical, so it changes nothing.
+//! - after phase Activating was recorded, before the PUT: `Activate` again (the PUT is idempotent).
+//! - after the PUT, before status: Okta signs with the pending kid, so `RecordActivation`.
+//! - after a status change that changes the Secret's content (adopt, activation, retire), before the
+//!   Secret was written: `WriteSecret`. Activation is planned only once the Secret is current, so the
+//!   certificate Okta signs with is in the Secret from the first publish on.
+
+pub mod record;
+#[cfg(test)]
+mod tests;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::api::{
+    ActivationPolicy, RotationPhase, RotationTrigger, SamlAppCredentialSpec, SamlAppCredentialStatus, conditions,
+    duration,
+};
+use crate::secret::Ownership;
+
+/// A key credential of the app, as the planner needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedKey {
+    pub kid: String,
+    /// When Okta created the key; how a key generated before a crash is recognised.
+    pub created: Timestamp,
+    pub not_before: Timestamp,
+    pub not_after: Timestamp,
+    pub x5t_s256: String,
+}
+
+/// What Okta shows of the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObservedApp {
+    /// Okta answered 404.
+    NotFound,
+    Found {
+        /// `credentials.signing.kid`: the key Okta signs with.
+        active_kid: Option<String>,
+        /// Every key credential of the app.
+        keys: Vec<ObservedKey>,
+    },
+}
+
+/// What the cluster shows of the Secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObservedSecret {
+    pub ownership: Ownership,
+    /// The Secret already holds exactly what [`crate::secret::render`] makes of the current status
+    /// (see [`crate::secret::is_current`]); false when it is absent.
+    pub current: bool,
+}
+
+/// Everything the planner looks at.
+#[derive(Debug, Clone)]
+pub struct PlanInput<'a> {
+    pub spec: &'a SamlAppCredentialSpec,
+    pub status: &'a SamlAppCredentialStatus,
+    pub app: &'a ObservedApp,
+    pub secret: ObservedSecret,
+    /// Value of the `samlcred.io/rotate` annotation.
+    pub rotate_token: Option<&'a str>,
+    /// Value of the `samlcred.io/activate` annotation.
+    pub activate_kid: Option<&'a str>,
+    /// Name of an older SamlAppCredential that manages the same org and app, if any.
+    pub older_claimant: Option<&'a str>,
+    pub now: Timestamp,
+}
+
+/// The one next step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing can progress; set Ready=False with this reason (one of [`conditions`]) and message.
+    Report { reason: &'static str, message: String },
+    /// Record Okta's signing key as the active key ([`record::adopt`]); event KeyAdopted.
+    Adopt { key: ObservedKey },
+    /// Someone switched the app to another key in Okta: adopt it ([`record::adopt_external_change`]);
+    /// Warning event ExternalKeyChange.
+    AdoptExternalChange { key: ObservedKey },
+    /// Okta already signs with the pending key (a crash after the PUT): [`record::activation`].
+    RecordActivation { key: ObservedKey },
+    /// Persist the intent to rotate before generating ([`record::start_rotation`]).
+    StartRotation { trigger: RotationTrigger },
+    /// Generate a key in Okta, then [`record::pending`]; event KeyGenerated.
+    Generate,
+    /// A key generated before a crash: take it as the pending key ([`record::pending`]).
+    ResumeWithOrphan { key: ObservedKey },
+    /// Write the Secret with the pending key in its bundle, then [`record::published`]; event
+    /// KeyPublished.
+    Publish { kid: String },
+    /// [`record::activating`], PUT the app with this kid, then [`record::activation`]; event
+    /// KeyActivated.
+    Activate { kid: String },
+    /// Drop these previous keys ([`record::retire`]); the Secret follows; event KeyRetired.
+    Retire { kids: Vec<String> },
+    /// Apply the Secret rendered from the current status.
+    WriteSecret,
+    /// Manual activation: waiting for `samlcred.io/activate: <kid>`.
+    AwaitApproval { kid: String },
+    /// All is done until then.
+    WaitUntil(Timestamp),
+}
+
+/// How far apart Okta's clock and ours may be when comparing a key's `created` with `startedAt`.
+/// Missing a key generated just after a crash would mean generating a second one; taking a key made
+/// by someone else minutes before is harmless (it is a fresh key of the app).
+pub const CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(5);
+
+/// The spec's durations, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub renew_before: SignedDuration,
+    pub activation: ActivationPolicy,
+    pub activation_delay: SignedDuration,
+    pub retain_previous: SignedDuration,
+    pub suspend: bool,
+}
+
+impl Policy {
+    pub fn from_spec(spec: &SamlAppCredentialSpec) -> Result<Policy, duration::DurationError> {
+        let parse = |text: &str| {
+            let parsed = duration::parse(text)?;
+            // Below Go's limit (about 292 years), so always representable.
+            Ok(SignedDuration::try_from(parsed).unwrap_or(SignedDuration::MAX))
+        };
+        Ok(Policy {
+            renew_before: parse(&spec.renew_before)?,
+            activation: spec.activation.policy,
+            activation_delay: parse(&spec.activation.delay)?,
+            retain_previous: parse(&spec.retain_previous)?,
+            suspend: spec.suspend,
+        })
+    }
+}
+
+/// When the next rotation starts: the active certificate's notAfter minus renewBefore.
+pub fn renewal_time(not_after: Timestamp, policy: &Policy) -> Timestamp {
+    not_after.checked_sub(policy.renew_before).unwrap_or(Timestamp::MIN)
+}
+
+/// When the reconciler should come back for this plan: the time of a wait, or `None` for "act now".
+pub fn next_wake(plan: &Plan) -> Option<Timestamp> {
+    match plan {
+        Plan::WaitUntil(at) => Some(*at),
+        _ => None,
+    }
+}
+
+/// Decides the one next step. See the module documentation for the order of the checks.
+pub fn plan(input: &PlanInput) -> Plan {
+    let PlanInput { spec, status, app, secret, now, .. } = *input;
+    let policy = match Policy::from_spec(spec) {
+        Ok(policy) => policy,
+        Err(err) => return report(conditions::REASON_INVALID_SPEC, err.to_string()),
+    };
+    if let Some(other) = input.older_claimant {
+        return report(
+            conditions::REASON_CONFLICT,
+            format!("SamlAppCredential {other} already manages app {} of this org", spec.app_id),
+        );
+    }
+    let (okta_kid, keys) = match app {
+        ObservedApp::NotFound => {
+            return report(conditions::REASON_APP_NOT_FOUND, format!("Okta has no app {}", spec.app_id));
+        }
+        ObservedApp::Found { active_kid, keys } => (active_kid.as_deref(), keys.as_slice()),
+    };
+    if secret.ownership == Ownership::Foreign {
+        return report(
+            conditions::REASON_SECRET_CONFLICT,
+            format!(
+                "Secret {} exists and is not managed by this SamlAppCredential; \
+                 annotate it samlcred.io/adopt=true to let samlcred take it over",
+                spec.secret_name
+            ),
+        );
+    }
+
+    // Okta is the source of truth for which key signs.
+    let okta_active = okta_kid.and_then(|kid| keys.iter().find(|key| key.kid == kid));
+    let active_kid = status.active_key.as_ref().map(|key| key.kid.as_str());
+    let pending_kid = status.pending_key.as_ref().map(|key| key.kid.as_str());
+    if let Some(key) = okta_active
+        && Some(key.kid.as_str()) != active_kid
+    {
+        let key = key.clone();
+        return if Some(key.kid.as_str()) == pending_kid {
+            Plan::RecordActivation { key }
+        } else if active_kid.is_none() && status.rotation.is_none() {
+            Plan::Adopt { key }
+        } else {
+            Plan::AdoptExternalChange { key }
+        };
+    }
+
+    if let Some(rotation) = &status.rotation
+        && rotation.phase == RotationPhase::Generating
+    {
+        return match &status.pending_key {
+            Some(pending) => Plan::Publish { kid: pending.kid.clone() },
+            None => match orphan(keys, status, rotation.started_at.0) {
+                Some(key) => Plan::ResumeWithOrphan { key: key.clone() },
+                None => okta_write(&policy, Plan::Generate),
+            },
+        };
+    }
+
+    let retired: Vec<String> =
+        status.previous_keys.iter().filter(|key| key.retain_until.0 <= now).map(|key| key.kid.clone()).collect();
+    if !retired.is_empty() {
+        return Plan::Retire { kids: retired };
+    }
+
+    let has_content = status.active_key.is_some() || status.pending_key.is_some();
+    if has_content && (!secret.current || secret.ownership != Ownership::Ours) {
+        return Plan::WriteSecret;
+    }
+
+    if let Some(rotation) = &status.rotation {
+        let Some(pending) = &status.pending_key else {
+            // Published or Activating without a pending key cannot be reached through `record`;
+            // should status be edited by hand, start over rather than guess.
+            return okta_write(&policy, Plan::StartRotation { trigger: rotation.trigger });
+        };
+        let activate = Plan::Activate { kid: pending.kid.clone() };
+        if rotation.phase == RotationPhase::Activating || rotation.trigger == RotationTrigger::NoActiveKey {
+            // Nothing signs successfully without an active key, so there is nothing to wait for.
+            return okta_write(&policy, activate);
+        }
+        return match policy.activation {
+            ActivationPolicy::Manual if input.activate_kid == Some(pending.kid.as_str()) => {
+                okta_write(&policy, activate)
+            }
+            ActivationPolicy::Manual => Plan::AwaitApproval { kid: pending.kid.clone() },
+            ActivationPolicy::Automatic => match pending.activate_after.as_ref().map(|at| at.0) {
+                Some(at) if at > now => Plan::WaitUntil(earliest(at, status)),
+                _ => okta_write(&policy, activate),
+            },
+        };
+    }
+
+    let Some(active) = status.active_key.as_ref().filter(|_| okta_active.is_some()) else {
+        return okta_write(&policy, Plan::StartRotation { trigger: RotationTrigger::NoActiveKey });
+    };
+    if input.rotate_token.is_some() && input.rotate_token != status.last_rotate_token.as_deref() {
+        return okta_write(&policy, Plan::StartRotation { trigger: RotationTrigger::Manual });
+    }
+    let renewal = renewal_time(active.not_after.0, &policy);
+    if renewal <= now {
+        return okta_write(&policy, Plan::StartRotation { trigger: RotationTrigger::Expiry });
+    }
+    Plan::WaitUntil(earliest(renewal, status))
+}
+
+fn report(reason: &'static str, message: String) -> Plan {
+    Plan::Report { reason, message }
+}
+
+/// Steps that write to Okta wait while the credential is suspended.
+fn okta_write(policy: &Policy, plan: Plan) -> Plan {
+    if policy.suspend {
+        report(conditions::REASON_SUSPENDED, "spec.suspend is true: no changes are made in Okta".into())
+    } else {
+        plan
+    }
+}
+
+/// A key generated for this rotation whose recording was lost: created since the rotation started
+/// and not otherwise known. The oldest wins should there ever be several.
+fn orphan<'k>(
+    keys: &'k [ObservedKey],
+    status: &SamlAppCredentialStatus,
+    started_at: Timestamp,
+) -> Option<&'k ObservedKey> {
+    let since = started_at.checked_sub(CLOCK_SKEW).unwrap_or(Timestamp::MIN);
+    let known = |kid: &str| {
+        status.active_key.as_ref().is_some_and(|key| key.kid == kid)
+            || status.previous_keys.iter().any(|key| key.kid == kid)
+    };
+    keys.iter()
+        .filter(|key| key.created >= since && !known(&key.kid))
+        .min_by(|a, b| (a.created, &a.kid).cmp(&(b.created, &b.kid)))
+}
+
+/// `at`, or an earlier retainUntil: the next time something is due.
+fn earliest(at: Timestamp, status: &SamlAppCredentialStatus) -> Timestamp {
+    status.previous_keys.iter().map(|key| key.retain_until.0).fold(at, Timestamp::min)
+}
