@@ -179,6 +179,29 @@ pub fn renewal_time(not_after: Timestamp, policy: &Policy) -> Timestamp {
     not_after.checked_sub(policy.renew_before).unwrap_or(Timestamp::MIN)
 }
 
+/// The keys the Secret publishes for a status, in bundle order: active, then pending, then previous.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published<'a> {
+    pub active: Option<&'a str>,
+    pub pending: Option<&'a str>,
+    pub previous: Vec<&'a str>,
+}
+
+pub fn published(status: &SamlAppCredentialStatus) -> Published<'_> {
+    Published {
+        active: status.active_key.as_ref().map(|key| key.kid.as_str()),
+        pending: status.pending_key.as_ref().map(|key| key.kid.as_str()),
+        previous: status.previous_keys.iter().map(|key| key.kid.as_str()).collect(),
+    }
+}
+
+impl Published<'_> {
+    /// Every kid, in bundle order.
+    pub fn kids(&self) -> Vec<&str> {
+        self.active.iter().chain(&self.pending).chain(&self.previous).copied().collect()
+    }
+}
+
 /// When the reconciler should come back for this plan: the time of a wait, or `None` for "act now".
 pub fn next_wake(plan: &Plan) -> Option<Timestamp> {
     match plan {

@@ -4,7 +4,7 @@
 //! the API server equals the one written and writing it again changes nothing.
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::{ObservedKey, Policy, renewal_time};
 use crate::api::{
@@ -145,4 +145,35 @@ pub fn retire(status: &SamlAppCredentialStatus, kids: &[String]) -> SamlAppCrede
     let mut next = status.clone();
     next.previous_keys.retain(|key| !kids.contains(&key.kid));
     next
+}
+
+/// Sets the condition of type `type_`. lastTransitionTime moves only when the status changes, so the
+/// same state written twice is the same status (no churn for GitOps diffs or watchers).
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let status = if status { "True" } else { "False" };
+    let mut next = Condition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        observed_generation: generation,
+        last_transition_time: time(now),
+    };
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(existing) => {
+            if existing.status == status {
+                next.last_transition_time = existing.last_transition_time.clone();
+            }
+            *existing = next;
+        }
+        None => conditions.push(next),
+    }
 }

@@ -418,12 +418,9 @@ struct Model {
     puts: usize,
 }
 
-/// The bundle that status asks for: active, then pending, then previous.
+/// The bundle that status asks for.
 fn wanted_bundle(status: &SamlAppCredentialStatus) -> Vec<String> {
-    let active = status.active_key.iter().map(|k| k.kid.clone());
-    let pending = status.pending_key.iter().map(|k| k.kid.clone());
-    let previous = status.previous_keys.iter().map(|k| k.kid.clone());
-    active.chain(pending).chain(previous).collect()
+    published(status).kids().into_iter().map(str::to_owned).collect()
 }
 
 impl Model {
@@ -638,4 +635,28 @@ fn an_external_change_retains_the_old_key_and_abandons_the_rotation() {
     assert_eq!(next.previous_keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["A"]);
     assert_eq!(next.previous_keys[0].retain_until, Time(now() + SignedDuration::from_hours(168)));
     assert!(next.pending_key.is_none() && next.rotation.is_none());
+}
+
+#[test]
+fn published_keys_are_in_bundle_order() {
+    let world = World::rotating(RotationPhase::Published, None)
+        .with(|w| w.status.previous_keys = vec![previous("P", now()), previous("Q", now())]);
+    assert_eq!(published(&world.status).kids(), ["A", "B", "P", "Q"]);
+    assert_eq!(published(&Default::default()).kids(), Vec::<&str>::new());
+}
+
+#[test]
+fn conditions_move_their_transition_time_only_on_a_change() {
+    let mut conditions = vec![];
+    record::set_condition(&mut conditions, "Ready", true, "UpToDate", "ok", Some(1), now());
+    record::set_condition(&mut conditions, "Rotating", false, "Idle", "", Some(1), now());
+    let later = now() + HOUR;
+    record::set_condition(&mut conditions, "Ready", true, "UpToDate", "still ok", Some(2), later);
+    assert_eq!(conditions.len(), 2);
+    assert_eq!(conditions[0].last_transition_time, Time(now()));
+    assert_eq!((conditions[0].message.as_str(), conditions[0].observed_generation), ("still ok", Some(2)));
+    record::set_condition(&mut conditions, "Ready", false, "AppNotFound", "gone", Some(2), later);
+    assert_eq!(conditions[0].last_transition_time, Time(later));
+    assert_eq!(conditions[0].status, "False");
+    assert_eq!(conditions[1].type_, "Rotating");
 }
