@@ -123,7 +123,8 @@ pub enum OrgKind {
 pub struct Activation {
     /// Automatic activates the new key once delay has passed since it was published. Manual waits
     /// until the SamlAppCredential is annotated samlcred.io/activate: <kid of the pending key>, then
-    /// activates it at once. Default Automatic.
+    /// activates it at once. Either way, an app that has no usable signing key gets its first key
+    /// activated as soon as it is published. Default Automatic.
     #[serde(default)]
     pub policy: ActivationPolicy,
 
