@@ -210,123 +210,168 @@ pub fn next_wake(plan: &Plan) -> Option<Timestamp> {
     }
 }
 
-/// Decides the one next step. See the module documentation for the order of the checks.
+/// Decides the one next step. Each stage below either decides or passes; see the module
+/// documentation for the whole order.
 pub fn plan(input: &PlanInput) -> Plan {
-    let PlanInput { spec, status, app, secret, now, .. } = *input;
-    let policy = match Policy::from_spec(spec) {
+    let policy = match Policy::from_spec(input.spec) {
         Ok(policy) => policy,
         Err(err) => return report(conditions::REASON_INVALID_SPEC, err.to_string()),
     };
-    if let Some(other) = input.older_claimant {
-        return report(
-            conditions::REASON_CONFLICT,
-            format!("SamlAppCredential {other} already manages app {} of this org", spec.app_id),
-        );
-    }
-    let (okta_kid, keys) = match app {
-        ObservedApp::NotFound => {
-            return report(conditions::REASON_APP_NOT_FOUND, format!("Okta has no app {}", spec.app_id));
-        }
+    let (okta_kid, keys) = match input.app {
         ObservedApp::Found { active_kid, keys } => (active_kid.as_deref(), keys.as_slice()),
+        ObservedApp::NotFound => (None, [].as_slice()),
     };
-    if secret.ownership == Ownership::Foreign {
-        return report(
-            conditions::REASON_SECRET_CONFLICT,
-            format!(
+    let planner = Planner {
+        input,
+        status: input.status,
+        policy,
+        keys,
+        okta_active: okta_kid.and_then(|kid| keys.iter().find(|key| key.kid == kid)),
+    };
+    planner
+        .blocked()
+        .or_else(|| planner.follow_okta())
+        .or_else(|| planner.generating())
+        .or_else(|| planner.retire())
+        .or_else(|| planner.write_secret())
+        .or_else(|| planner.activation())
+        .unwrap_or_else(|| planner.next_rotation())
+}
+
+struct Planner<'a> {
+    input: &'a PlanInput<'a>,
+    status: &'a SamlAppCredentialStatus,
+    policy: Policy,
+    keys: &'a [ObservedKey],
+    /// The key Okta signs with, when Okta lists it.
+    okta_active: Option<&'a ObservedKey>,
+}
+
+impl Planner<'_> {
+    /// Conditions under which nothing may be written at all.
+    fn blocked(&self) -> Option<Plan> {
+        let spec = self.input.spec;
+        if let Some(other) = self.input.older_claimant {
+            let message = format!("SamlAppCredential {other} already manages app {} of this org", spec.app_id);
+            return Some(report(conditions::REASON_CONFLICT, message));
+        }
+        if *self.input.app == ObservedApp::NotFound {
+            return Some(report(conditions::REASON_APP_NOT_FOUND, format!("Okta has no app {}", spec.app_id)));
+        }
+        if self.input.secret.ownership == Ownership::Foreign {
+            let message = format!(
                 "Secret {} exists and is not managed by this SamlAppCredential; \
                  annotate it samlcred.io/adopt=true to let samlcred take it over",
                 spec.secret_name
-            ),
-        );
+            );
+            return Some(report(conditions::REASON_SECRET_CONFLICT, message));
+        }
+        None
     }
 
-    // Okta is the source of truth for which key signs.
-    let okta_active = okta_kid.and_then(|kid| keys.iter().find(|key| key.kid == kid));
-    let active_kid = status.active_key.as_ref().map(|key| key.kid.as_str());
-    let pending_kid = status.pending_key.as_ref().map(|key| key.kid.as_str());
-    if let Some(key) = okta_active
-        && Some(key.kid.as_str()) != active_kid
-    {
+    /// Okta is the source of truth for which key signs: status follows it first.
+    fn follow_okta(&self) -> Option<Plan> {
+        let key = self.okta_active?;
+        let active_kid = self.status.active_key.as_ref().map(|active| active.kid.as_str());
+        if Some(key.kid.as_str()) == active_kid {
+            return None;
+        }
         let key = key.clone();
-        return if Some(key.kid.as_str()) == pending_kid {
+        Some(if self.status.pending_key.as_ref().is_some_and(|pending| pending.kid == key.kid) {
             Plan::RecordActivation { key }
-        } else if active_kid.is_none() && status.rotation.is_none() {
+        } else if active_kid.is_none() && self.status.rotation.is_none() {
             Plan::Adopt { key }
         } else {
             Plan::AdoptExternalChange { key }
-        };
+        })
     }
 
-    if let Some(rotation) = &status.rotation
-        && rotation.phase == RotationPhase::Generating
-    {
-        return match &status.pending_key {
+    /// Phase Generating: get exactly one new key, then publish it.
+    fn generating(&self) -> Option<Plan> {
+        let rotation = self.status.rotation.as_ref().filter(|r| r.phase == RotationPhase::Generating)?;
+        Some(match &self.status.pending_key {
             Some(pending) => Plan::Publish { kid: pending.kid.clone() },
-            None => match orphan(keys, status, rotation.started_at.0) {
+            None => match orphan(self.keys, self.status, rotation.started_at.0) {
                 Some(key) => Plan::ResumeWithOrphan { key: key.clone() },
-                None => okta_write(&policy, Plan::Generate),
+                None => self.okta_write(Plan::Generate),
             },
-        };
+        })
     }
 
-    let retired: Vec<String> =
-        status.previous_keys.iter().filter(|key| key.retain_until.0 <= now).map(|key| key.kid.clone()).collect();
-    if !retired.is_empty() {
-        return Plan::Retire { kids: retired };
+    fn retire(&self) -> Option<Plan> {
+        let now = self.input.now;
+        let kids: Vec<String> = self
+            .status
+            .previous_keys
+            .iter()
+            .filter(|key| key.retain_until.0 <= now)
+            .map(|key| key.kid.clone())
+            .collect();
+        (!kids.is_empty()).then_some(Plan::Retire { kids })
     }
 
-    let has_content = status.active_key.is_some() || status.pending_key.is_some();
-    if has_content && (!secret.current || secret.ownership != Ownership::Ours) {
-        return Plan::WriteSecret;
+    /// Before anything else changes in Okta, the Secret holds what status says.
+    fn write_secret(&self) -> Option<Plan> {
+        let has_content = self.status.active_key.is_some() || self.status.pending_key.is_some();
+        let secret = self.input.secret;
+        (has_content && (!secret.current || secret.ownership != Ownership::Ours)).then_some(Plan::WriteSecret)
     }
 
-    if let Some(rotation) = &status.rotation {
-        let Some(pending) = &status.pending_key else {
+    /// Phases Published and Activating: switch Okta to the pending key when due or approved.
+    fn activation(&self) -> Option<Plan> {
+        let rotation = self.status.rotation.as_ref()?;
+        let Some(pending) = &self.status.pending_key else {
             // Published or Activating without a pending key cannot be reached through `record`;
             // should status be edited by hand, start over rather than guess.
-            return okta_write(&policy, Plan::StartRotation { trigger: rotation.trigger });
+            return Some(self.okta_write(Plan::StartRotation { trigger: rotation.trigger }));
         };
         let activate = Plan::Activate { kid: pending.kid.clone() };
         if rotation.phase == RotationPhase::Activating || rotation.trigger == RotationTrigger::NoActiveKey {
-            // Nothing signs successfully without an active key, so there is nothing to wait for.
-            return okta_write(&policy, activate);
+            // Activating was already decided; and nothing signs successfully without an active key,
+            // so there is nothing to wait for.
+            return Some(self.okta_write(activate));
         }
-        return match policy.activation {
-            ActivationPolicy::Manual if input.activate_kid == Some(pending.kid.as_str()) => {
-                okta_write(&policy, activate)
+        Some(match self.policy.activation {
+            ActivationPolicy::Manual if self.input.activate_kid == Some(pending.kid.as_str()) => {
+                self.okta_write(activate)
             }
             ActivationPolicy::Manual => Plan::AwaitApproval { kid: pending.kid.clone() },
             ActivationPolicy::Automatic => match pending.activate_after.as_ref().map(|at| at.0) {
-                Some(at) if at > now => Plan::WaitUntil(earliest(at, status)),
-                _ => okta_write(&policy, activate),
+                Some(at) if at > self.input.now => Plan::WaitUntil(earliest(at, self.status)),
+                _ => self.okta_write(activate),
             },
-        };
+        })
     }
 
-    let Some(active) = status.active_key.as_ref().filter(|_| okta_active.is_some()) else {
-        return okta_write(&policy, Plan::StartRotation { trigger: RotationTrigger::NoActiveKey });
-    };
-    if input.rotate_token.is_some() && input.rotate_token != status.last_rotate_token.as_deref() {
-        return okta_write(&policy, Plan::StartRotation { trigger: RotationTrigger::Manual });
+    /// No rotation under way: start one if due, otherwise wait for the next thing that will be.
+    fn next_rotation(&self) -> Plan {
+        let Some(active) = self.status.active_key.as_ref().filter(|_| self.okta_active.is_some()) else {
+            return self.okta_write(Plan::StartRotation { trigger: RotationTrigger::NoActiveKey });
+        };
+        let token = self.input.rotate_token;
+        if token.is_some() && token != self.status.last_rotate_token.as_deref() {
+            return self.okta_write(Plan::StartRotation { trigger: RotationTrigger::Manual });
+        }
+        let renewal = renewal_time(active.not_after.0, &self.policy);
+        if renewal <= self.input.now {
+            return self.okta_write(Plan::StartRotation { trigger: RotationTrigger::Expiry });
+        }
+        Plan::WaitUntil(earliest(renewal, self.status))
     }
-    let renewal = renewal_time(active.not_after.0, &policy);
-    if renewal <= now {
-        return okta_write(&policy, Plan::StartRotation { trigger: RotationTrigger::Expiry });
+
+    /// Steps that write to Okta wait while the credential is suspended. `StartRotation` counts: it
+    /// leads straight to `Generate`.
+    fn okta_write(&self, plan: Plan) -> Plan {
+        if self.policy.suspend {
+            report(conditions::REASON_SUSPENDED, "spec.suspend is true: no changes are made in Okta".into())
+        } else {
+            plan
+        }
     }
-    Plan::WaitUntil(earliest(renewal, status))
 }
 
 fn report(reason: &'static str, message: String) -> Plan {
     Plan::Report { reason, message }
-}
-
-/// Steps that write to Okta wait while the credential is suspended.
-fn okta_write(policy: &Policy, plan: Plan) -> Plan {
-    if policy.suspend {
-        report(conditions::REASON_SUSPENDED, "spec.suspend is true: no changes are made in Okta".into())
-    } else {
-        plan
-    }
 }
 
 /// A key generated for this rotation whose recording was lost: created since the rotation started
