@@ -142,6 +142,33 @@ pub enum Plan {
     WaitUntil(Timestamp),
 }
 
+/// How an event is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl Plan {
+    /// The Event to emit once this step has been performed (reason from [`crate::api::events`]).
+    pub fn event(&self) -> Option<(EventType, &'static str)> {
+        use crate::api::events::*;
+        let normal = |reason| Some((EventType::Normal, reason));
+        match self {
+            Plan::Adopt { .. } => normal(KEY_ADOPTED),
+            Plan::AdoptExternalChange { .. } => Some((EventType::Warning, EXTERNAL_KEY_CHANGE)),
+            Plan::Generate | Plan::ResumeWithOrphan { .. } => normal(KEY_GENERATED),
+            Plan::Publish { .. } => normal(KEY_PUBLISHED),
+            Plan::Activate { .. } | Plan::RecordActivation { .. } => normal(KEY_ACTIVATED),
+            Plan::Retire { .. } => normal(KEY_RETIRED),
+            Plan::Report { reason, .. } if *reason == conditions::REASON_SECRET_CONFLICT => {
+                Some((EventType::Warning, SECRET_CONFLICT))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// How far apart Okta's clock and ours may be when comparing a key's `created` with `startedAt`.
 /// Missing a key generated just after a crash would mean generating a second one; taking a key made
 /// by someone else minutes before is harmless (it is a fresh key of the app).

@@ -43,6 +43,15 @@ fn set_active(status: &mut SamlAppCredentialStatus, key: &ObservedKey, policy: &
     status.active_key = Some(active(key));
 }
 
+/// What every write of status carries: the generation acted on, and the renewal time under the
+/// current spec (renewBefore may have changed since the key was activated).
+pub fn observed(status: &SamlAppCredentialStatus, policy: &Policy, generation: Option<i64>) -> SamlAppCredentialStatus {
+    let mut next = status.clone();
+    next.observed_generation = generation;
+    next.renewal_time = next.active_key.as_ref().map(|key| time(renewal_time(key.not_after.0, policy)));
+    next
+}
+
 /// [`super::Plan::Adopt`]: Okta's signing key becomes the active key.
 pub fn adopt(status: &SamlAppCredentialStatus, key: &ObservedKey, policy: &Policy) -> SamlAppCredentialStatus {
     let mut next = status.clone();

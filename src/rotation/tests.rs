@@ -660,3 +660,31 @@ fn conditions_move_their_transition_time_only_on_a_change() {
     assert_eq!(conditions[0].status, "False");
     assert_eq!(conditions[1].type_, "Rotating");
 }
+
+#[test]
+fn steps_name_their_events() {
+    use crate::api::events;
+    let b = key("B", now());
+    assert_eq!(Plan::Adopt { key: b.clone() }.event(), Some((EventType::Normal, events::KEY_ADOPTED)));
+    assert_eq!(
+        Plan::AdoptExternalChange { key: b.clone() }.event(),
+        Some((EventType::Warning, events::EXTERNAL_KEY_CHANGE))
+    );
+    assert_eq!(Plan::RecordActivation { key: b }.event(), Some((EventType::Normal, events::KEY_ACTIVATED)));
+    assert_eq!(Plan::Generate.event(), Some((EventType::Normal, events::KEY_GENERATED)));
+    assert_eq!(Plan::Retire { kids: vec![] }.event(), Some((EventType::Normal, events::KEY_RETIRED)));
+    let conflict = World::steady().with(|w| w.secret.ownership = Ownership::Foreign).plan();
+    assert_eq!(conflict.event(), Some((EventType::Warning, events::SECRET_CONFLICT)));
+    assert_eq!(Plan::WaitUntil(now()).event(), None);
+    assert_eq!(Plan::WriteSecret.event(), None);
+}
+
+#[test]
+fn observed_follows_a_changed_renew_before() {
+    let status = World::steady().status;
+    let shorter = Policy { renew_before: SignedDuration::from_hours(24), ..policy() };
+    let next = record::observed(&status, &shorter, Some(7));
+    assert_eq!(next.observed_generation, Some(7));
+    assert_eq!(next.renewal_time, Some(Time(key_a().not_after - SignedDuration::from_hours(24))));
+    assert_eq!(record::observed(&Default::default(), &shorter, None).renewal_time, None);
+}
