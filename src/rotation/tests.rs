@@ -486,9 +486,9 @@ impl Model {
         }
     }
 
-    /// Plans and performs until nothing is due before `until`, crashing once at step `crash_at`.
-    /// Checks after every step that the key Okta signs with is in the published bundle.
-    fn run(&mut self, until: Timestamp, crash_at: Option<usize>) -> Vec<Plan> {
+    /// Plans and performs until nothing is due before `until`, crashing at the steps numbered in
+    /// `crashes`. Checks after every step that the key Okta signs with is in the published bundle.
+    fn run(&mut self, until: Timestamp, crashes: &[usize]) -> Vec<Plan> {
         let mut steps = vec![];
         for step in 0..100 {
             self.observe();
@@ -498,7 +498,7 @@ impl Model {
                 Plan::WaitUntil(at) => self.world.now = (*at).max(self.world.now),
                 Plan::AwaitApproval { kid } => self.world.activate = Some(kid.clone()),
                 Plan::Report { .. } => panic!("unexpected {plan:?} after {steps:?}"),
-                _ => self.perform(&plan, crash_at == Some(step)),
+                _ => self.perform(&plan, crashes.contains(&step)),
             }
             if let (Some(bundle), Some(okta)) = (&self.secret, self.okta_active()) {
                 assert!(bundle.contains(&okta), "Okta signs with {okta} but the Secret holds {bundle:?}");
@@ -527,7 +527,7 @@ fn horizon() -> Timestamp {
 #[test]
 fn a_whole_rotation_without_crashes() {
     let mut model = Model::new(fresh_world(HOUR));
-    let steps = model.run(horizon(), None);
+    let steps = model.run(horizon(), &[]);
     let names: Vec<String> =
         steps.iter().map(|p| format!("{p:?}").split([' ', '(']).next().unwrap().to_owned()).collect();
     assert_eq!(
@@ -555,16 +555,16 @@ fn a_whole_rotation_without_crashes() {
     assert!(status.pending_key.is_none() && status.rotation.is_none() && status.previous_keys.is_empty());
     assert_eq!(status.last_rotation_time, Some(record::time(now() + SignedDuration::from_hours(25))));
     // Applying the same state again plans nothing but the next renewal.
-    let again = model.run(horizon(), None);
+    let again = model.run(horizon(), &[]);
     assert!(again.is_empty(), "{again:?}");
 }
 
 #[test]
 fn every_crash_point_generates_exactly_one_key() {
-    let clean = Model::new(fresh_world(HOUR)).run(horizon(), None).len();
+    let clean = Model::new(fresh_world(HOUR)).run(horizon(), &[]).len();
     for crash_at in 0..clean {
         let mut model = Model::new(fresh_world(HOUR));
-        let steps = model.run(horizon(), Some(crash_at));
+        let steps = model.run(horizon(), &[crash_at]);
         assert_eq!(model.generated, ["gen1"], "crash at step {crash_at}: {steps:?}");
         assert_eq!(model.puts.min(2), model.puts, "crash at step {crash_at}: PUT repeated more than once");
         assert_eq!(model.okta_active().as_deref(), Some("gen1"), "crash at step {crash_at}");
@@ -574,9 +574,22 @@ fn every_crash_point_generates_exactly_one_key() {
 }
 
 #[test]
+fn two_crashes_anywhere_still_generate_exactly_one_key() {
+    let clean = Model::new(fresh_world(HOUR)).run(horizon(), &[]).len();
+    for first in 0..clean {
+        for second in first..clean + 2 {
+            let mut model = Model::new(fresh_world(HOUR));
+            let steps = model.run(horizon(), &[first, second]);
+            assert_eq!(model.generated, ["gen1"], "crashes at {first} and {second}: {steps:?}");
+            assert_eq!(model.secret, Some(vec!["gen1".to_owned()]), "crashes at {first} and {second}");
+        }
+    }
+}
+
+#[test]
 fn manual_activation_waits_for_the_annotation() {
     let mut model = Model::new(fresh_world(HOUR).with(|w| w.spec.activation.policy = ActivationPolicy::Manual));
-    let steps = model.run(horizon(), None);
+    let steps = model.run(horizon(), &[]);
     let approval = steps.iter().position(|p| matches!(p, Plan::AwaitApproval { .. })).unwrap();
     assert_eq!(steps[approval + 1], Plan::Activate { kid: "gen1".into() });
     assert_eq!(model.generated, ["gen1"]);
@@ -585,7 +598,7 @@ fn manual_activation_waits_for_the_annotation() {
 #[test]
 fn a_rotate_token_starts_exactly_one_rotation() {
     let mut model = Model::new(World { rotate: Some("now".into()), ..fresh_world(SignedDuration::from_hours(9000)) });
-    model.run(horizon(), None);
+    model.run(horizon(), &[]);
     assert_eq!(model.generated, ["gen1"]);
     assert_eq!(model.world.status.last_rotate_token.as_deref(), Some("now"));
     assert_eq!(model.okta_active().as_deref(), Some("gen1"));
@@ -598,7 +611,7 @@ fn an_app_without_a_key_gets_one_at_once() {
         w.spec.activation.policy = ActivationPolicy::Manual;
     });
     let mut model = Model::new(world);
-    let steps = model.run(now() + HOUR, None);
+    let steps = model.run(now() + HOUR, &[]);
     assert_eq!(model.okta_active().as_deref(), Some("gen1"));
     assert!(!steps.iter().any(|p| matches!(p, Plan::AwaitApproval { .. } | Plan::WaitUntil(_))), "{steps:?}");
 }
