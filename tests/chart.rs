@@ -1,0 +1,624 @@
+//! The Helm chart (`charts/samlcred`) and the manifests rendered from it (`deploy/`), checked against
+//! the real API server: lint, server-side dry runs of every rendering, installs in both RBAC modes,
+//! what the operator's ServiceAccount may and may not do, and drift between the chart and `deploy/`.
+//! Pods never start here (no scheduler, no kubelet), so nothing waits for readiness.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::{conditions, wait::await_condition};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use testenv::TestNamespace;
+use tokio::sync::OnceCell;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const CRD_NAMES: [&str; 3] = ["samlappcredentials.samlcred.io", "oktaorgs.samlcred.io", "clusteroktaorgs.samlcred.io"];
+
+fn chart() -> PathBuf {
+    Path::new(ROOT).join("charts/samlcred")
+}
+
+/// A directory of this test binary's own, removed with the control plane's directory at exit.
+fn scratch(name: &str) -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let dir = testenv::shared().dir().join(format!("chart-{name}-{}", COUNTER.fetch_add(1, Ordering::SeqCst)));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// helm built from its pinned module, pointed at the shared control plane, with its config, cache
+/// and data directories kept out of the user's home.
+fn helm() -> Command {
+    let plane = testenv::shared();
+    let home = plane.dir().join("helm-home");
+    let mut cmd = Command::new(plane.bin_dir().join("helm"));
+    cmd.env("KUBECONFIG", plane.kubeconfig())
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_DATA_HOME", home.join("data"));
+    cmd
+}
+
+/// Runs `cmd` (feeding it `stdin`), panics with its stderr unless it succeeds, returns the output.
+fn run(mut cmd: Command, stdin: Option<&str>) -> Output {
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{cmd:?} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn template(release: &str, namespace: &str, set: &[&str]) -> String {
+    let mut cmd = helm();
+    cmd.args(["template", release]).arg(chart()).args(["--namespace", namespace, "--include-crds"]);
+    for s in set {
+        cmd.args(["--set", s]);
+    }
+    stdout(&run(cmd, None))
+}
+
+/// Stand-ins for the Prometheus Operator's CRDs, which accept anything, so that a dry run can
+/// validate everything else in a rendering with monitoring enabled.
+async fn install_monitoring_crds(client: &kube::Client) {
+    static INSTALLED: OnceCell<()> = OnceCell::const_new();
+    INSTALLED
+        .get_or_init(|| async {
+            let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+            for (kind, plural) in [("ServiceMonitor", "servicemonitors"), ("PrometheusRule", "prometheusrules")] {
+                let name = format!("{plural}.monitoring.coreos.com");
+                let crd: CustomResourceDefinition = serde_json::from_value(json!({
+                    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "group": "monitoring.coreos.com",
+                        "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase()},
+                        "scope": "Namespaced",
+                        "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                            "type": "object", "x-kubernetes-preserve-unknown-fields": true
+                        }}}]
+                    }
+                }))
+                .unwrap();
+                crds.patch(&name, &PatchParams::apply("chart-test").force(), &Patch::Apply(crd)).await.unwrap();
+                tokio::time::timeout(
+                    Duration::from_secs(30),
+                    await_condition(crds.clone(), &name, conditions::is_crd_established()),
+                )
+                .await
+                .unwrap_or_else(|_| panic!("{name} not Established within 30s"))
+                .unwrap();
+            }
+        })
+        .await;
+}
+
+/// A test namespace whose pods must meet the "restricted" Pod Security Standard: the API server
+/// warns about any workload in it whose pod template would not.
+async fn restricted_namespace(client: &kube::Client, prefix: &str) -> TestNamespace {
+    let ns = TestNamespace::create(client, prefix).await.unwrap();
+    let mut label = testenv::shared().kubectl();
+    label.args(["label", "namespace", &ns.name, "pod-security.kubernetes.io/warn=restricted"]);
+    run(label, None);
+    ns
+}
+
+/// `kubectl apply --dry-run=server` of a rendering; returns the objects as the server would store them.
+fn dry_run(rendering: &str) -> Vec<Value> {
+    let mut apply = testenv::shared().kubectl();
+    apply.args(["apply", "--dry-run=server", "-o", "json", "-f", "-"]);
+    let out = run(apply, Some(rendering));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("PodSecurity"), "the pod template breaks the restricted standard:\n{stderr}");
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    match list["kind"].as_str() {
+        Some("List") => list["items"].as_array().unwrap().clone(),
+        _ => vec![list],
+    }
+}
+
+/// "Kind namespace/name" (or "Kind name" when cluster-scoped) of each object.
+fn ids(objects: &[Value]) -> Vec<String> {
+    let mut ids: Vec<String> = objects
+        .iter()
+        .map(|o| {
+            let meta = &o["metadata"];
+            match meta["namespace"].as_str() {
+                Some(ns) => format!("{} {ns}/{}", o["kind"].as_str().unwrap(), meta["name"].as_str().unwrap()),
+                None => format!("{} {}", o["kind"].as_str().unwrap(), meta["name"].as_str().unwrap()),
+            }
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in {:?}", ids(objects)))
+}
+
+/// One `kubectl auth can-i` question: the verb, `resource[/subresource]`, and where: a namespace,
+/// "" for a cluster-scoped resource, or "*" for all namespaces.
+type Question<'a> = (&'a str, &'a str, &'a str);
+
+/// Asks every question as the ServiceAccount, in parallel, and fails listing every wrong answer.
+fn assert_can_i(sa: &str, expected: bool, questions: &[Question]) {
+    let plane = testenv::shared();
+    let children: Vec<_> = questions
+        .iter()
+        .map(|(verb, resource, namespace)| {
+            let mut cmd = plane.kubectl();
+            cmd.args(["auth", "can-i", verb]);
+            // "x/status" and "x/token" are subresources; "x/name" asks about one object by name.
+            match resource.split_once('/') {
+                Some((resource, sub)) if sub == "status" || sub == "token" => {
+                    cmd.args([resource, &format!("--subresource={sub}")])
+                }
+                _ => cmd.arg(resource),
+            };
+            match *namespace {
+                "" => {}
+                "*" => {
+                    cmd.arg("--all-namespaces");
+                }
+                ns => {
+                    cmd.args(["-n", ns]);
+                }
+            }
+            cmd.arg(format!("--as={sa}")).stdout(Stdio::piped()).stderr(Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let wrong: Vec<String> = questions
+        .iter()
+        .zip(children)
+        .filter_map(|((verb, resource, namespace), child)| {
+            let out = child.wait_with_output().unwrap();
+            let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            assert!(
+                answer == "yes" || answer == "no",
+                "can-i {verb} {resource}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            ((answer == "yes") != expected).then(|| format!("{verb} {resource} in {namespace:?}: {answer}"))
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{sa} expected {}:\n{}", if expected { "yes" } else { "no" }, wrong.join("\n"));
+}
+
+/// What no mode may do: change CRDs, touch RBAC, delete Secrets or workloads.
+fn forbidden_everywhere<'a>(namespaces: &[&'a str]) -> Vec<Question<'a>> {
+    let mut questions = vec![
+        ("delete", "customresourcedefinitions", ""),
+        ("update", "customresourcedefinitions", ""),
+        ("patch", "customresourcedefinitions", ""),
+        ("create", "customresourcedefinitions", ""),
+    ];
+    for verb in ["create", "update", "patch", "delete", "escalate", "bind"] {
+        questions.push((verb, "clusterroles", ""));
+        questions.push((verb, "clusterrolebindings", ""));
+        for ns in namespaces {
+            questions.push((verb, "roles", ns));
+            questions.push((verb, "rolebindings", ns));
+        }
+    }
+    for ns in namespaces {
+        questions.extend([
+            ("delete", "secrets", *ns),
+            ("deletecollection", "secrets", *ns),
+            ("delete", "samlappcredentials.samlcred.io", *ns),
+            ("create", "samlappcredentials.samlcred.io", *ns),
+            ("update", "deployments.apps", *ns),
+            ("delete", "deployments.apps", *ns),
+            ("create", "pods", *ns),
+            ("create", "serviceaccounts/token", *ns),
+        ]);
+    }
+    questions
+}
+
+fn helm_install(release: &str, namespace: &str, set: &[&str]) {
+    let mut cmd = helm();
+    cmd.args(["install", release]).arg(chart()).args(["--namespace", namespace]);
+    for s in set {
+        cmd.args(["--set", s]);
+    }
+    run(cmd, None);
+}
+
+fn kubectl_get_names(args: &[&str]) -> Vec<String> {
+    let mut cmd = testenv::shared().kubectl();
+    cmd.args(["get", "-o", "name"]).args(args);
+    let mut names: Vec<String> = stdout(&run(cmd, None)).lines().map(str::to_string).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn lint_is_clean_in_every_mode() {
+    for set in [
+        &[][..],
+        &["watchNamespaces={a,b}", "clusterResourceNamespace=c"],
+        &["metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true"],
+    ] {
+        let mut cmd = helm();
+        cmd.args(["lint", "--strict"]).arg(chart());
+        for s in set {
+            cmd.args(["--set", s]);
+        }
+        let out = run(cmd, None);
+        assert!(stdout(&out).contains("0 chart(s) failed"), "{}", stdout(&out));
+    }
+}
+
+#[test]
+fn bad_values_are_refused() {
+    for (set, message) in [
+        ("leaderElection.enabled=false", "replicaCount > 1 needs leaderElection.enabled=true"),
+        ("podDisruptionBudget.minAvailable=1", "exactly one of minAvailable or maxUnavailable"),
+        ("logFormat=yaml", "logFormat"),
+        ("replicaCount=-1", "replicaCount"),
+        ("watchNamespaces[0]=Not_A_Namespace", "watchNamespaces"),
+    ] {
+        let mut cmd = helm();
+        cmd.args(["template", "bad"]).arg(chart()).args(["--set", set]);
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "helm template accepted --set {set}");
+        assert!(stderr.contains(message), "--set {set}: expected {message:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn chart_ships_exactly_the_generated_crds() {
+    let generated = std::fs::read_to_string(Path::new(ROOT).join("crds/samlcred.io.yaml")).unwrap();
+    let shipped = std::fs::read_to_string(chart().join("crds/samlcred.io.yaml")).unwrap_or_default();
+    assert!(
+        generated == shipped,
+        "charts/samlcred/crds/samlcred.io.yaml differs from crds/samlcred.io.yaml; run `make deploy` and commit the result"
+    );
+    assert_eq!(
+        chart().join("crds").read_dir().unwrap().count(),
+        1,
+        "charts/samlcred/crds/ must hold only samlcred.io.yaml"
+    );
+}
+
+#[test]
+fn deploy_is_rendered_from_the_chart() {
+    let plane = testenv::shared();
+    let fresh = scratch("deploy");
+    let mut render = Command::new("bash");
+    render.arg(Path::new(ROOT).join("scripts/render-deploy.sh")).arg(&fresh).env("HELM", plane.bin_dir().join("helm"));
+    run(render, None);
+
+    let read_dir = |dir: &Path| -> BTreeMap<String, String> {
+        dir.read_dir()
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap()))
+            .collect()
+    };
+    let expected = read_dir(&fresh);
+    let committed = read_dir(&Path::new(ROOT).join("deploy"));
+    let mut drift: Vec<String> = Vec::new();
+    for (name, content) in &expected {
+        match committed.get(name) {
+            None => drift.push(format!("deploy/{name} is missing")),
+            Some(c) if c != content => drift.push(format!("deploy/{name} differs")),
+            Some(_) => {}
+        }
+    }
+    drift
+        .extend(committed.keys().filter(|n| !expected.contains_key(*n)).map(|n| format!("deploy/{n} is not rendered")));
+    assert!(
+        drift.is_empty(),
+        "deploy/ has drifted from charts/samlcred: run `make deploy` and commit the result\n{}",
+        drift.join("\n")
+    );
+
+    // kustomize builds it, and it holds what the chart installs with default values.
+    let mut build = plane.kubectl();
+    build.args(["kustomize"]).arg(Path::new(ROOT).join("deploy"));
+    let built = stdout(&run(build, None));
+    for kind in [
+        "Namespace",
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "Deployment",
+        "PodDisruptionBudget",
+    ] {
+        assert!(built.contains(&format!("\nkind: {kind}\n")), "kubectl kustomize deploy/ has no {kind}");
+    }
+}
+
+#[tokio::test]
+async fn default_rendering_passes_a_server_dry_run() {
+    let client = testenv::client().await.unwrap();
+    let ns = restricted_namespace(&client, "chart-dry-default").await;
+    let release = format!("dd{}", ns.name.rsplit('-').next().unwrap());
+    let full = format!("{release}-samlcred");
+    let objects = dry_run(&template(&release, &ns.name, &[]));
+    let n = &ns.name;
+    let mut expected = vec![
+        format!("ClusterRole {full}"),
+        format!("ClusterRoleBinding {full}"),
+        format!("Deployment {n}/{full}"),
+        format!("PodDisruptionBudget {n}/{full}"),
+        format!("Role {n}/{full}-leader-election"),
+        format!("RoleBinding {n}/{full}-leader-election"),
+        format!("Service {n}/{full}-metrics"),
+        format!("ServiceAccount {n}/{full}"),
+    ];
+    expected.extend(CRD_NAMES.iter().map(|c| format!("CustomResourceDefinition {c}")));
+    expected.sort();
+    assert_eq!(ids(&objects), expected);
+
+    let deployment = find(&objects, "Deployment", &full);
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["image"], "ghcr.io/samlcred/samlcred:0.1.0");
+    let args: Vec<&str> = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    for arg in [
+        "controller",
+        &format!("--cluster-resource-namespace={n}"),
+        "--leader-elect",
+        &format!("--leader-election-namespace={n}"),
+        &format!("--leader-election-lease-name={full}"),
+        "--metrics-bind-address=:8080",
+        "--health-bind-address=:8081",
+        "--log-format=json",
+    ] {
+        assert!(args.contains(&arg), "{arg} missing from {args:?}");
+    }
+    assert!(!args.iter().any(|a| a.starts_with("--namespaces")), "cluster-wide mode watches all: {args:?}");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    let sc = &container["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+}
+
+#[tokio::test]
+async fn scoped_rendering_passes_a_server_dry_run() {
+    let client = testenv::client().await.unwrap();
+    let ns = restricted_namespace(&client, "chart-dry-scoped").await;
+    let a = TestNamespace::create(&client, "chart-dry-a").await.unwrap();
+    let b = TestNamespace::create(&client, "chart-dry-b").await.unwrap();
+    let release = format!("ds{}", ns.name.rsplit('-').next().unwrap());
+    let full = format!("{release}-samlcred");
+    let watch = format!("watchNamespaces={{{},{}}}", a.name, b.name);
+    let objects = dry_run(&template(&release, &ns.name, &[&watch, "replicaCount=1", "logFormat=text"]));
+    let (n, a, b) = (&ns.name, &a.name, &b.name);
+    for id in [
+        format!("Role {a}/{full}"),
+        format!("RoleBinding {a}/{full}"),
+        format!("Role {b}/{full}"),
+        format!("RoleBinding {b}/{full}"),
+        format!("Role {n}/{full}-cluster-resources"),
+        format!("RoleBinding {n}/{full}-cluster-resources"),
+        format!("Role {n}/{full}-leader-election"),
+        format!("ClusterRole {full}"),
+    ] {
+        assert!(ids(&objects).contains(&id), "{id} missing from {:?}", ids(&objects));
+    }
+    // The ClusterRole keeps only what is cluster-scoped by nature.
+    let cluster_role = find(&objects, "ClusterRole", &full);
+    let resources: Vec<&str> = cluster_role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["resources"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()))
+        .collect();
+    assert_eq!(resources, ["clusteroktaorgs", "clusteroktaorgs/status", "namespaces"]);
+    let args = &find(&objects, "Deployment", &full)["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(args.as_array().unwrap().contains(&json!(format!("--namespaces={a},{b}"))), "{args}");
+    assert!(args.as_array().unwrap().contains(&json!("--log-format=text")), "{args}");
+}
+
+#[tokio::test]
+async fn monitoring_rendering_passes_a_server_dry_run() {
+    let client = testenv::client().await.unwrap();
+    install_monitoring_crds(&client).await;
+    let ns = restricted_namespace(&client, "chart-dry-monitoring").await;
+    let release = format!("dm{}", ns.name.rsplit('-').next().unwrap());
+    let full = format!("{release}-samlcred");
+    let objects = dry_run(&template(
+        &release,
+        &ns.name,
+        &[
+            "metrics.serviceMonitor.enabled=true",
+            "metrics.prometheusRule.enabled=true",
+            "metrics.prometheusRule.expiryWarningDays=21",
+        ],
+    ));
+    let monitor = find(&objects, "ServiceMonitor", &full);
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    let rule = find(&objects, "PrometheusRule", &full);
+    let alerts: Vec<&str> =
+        rule["spec"]["groups"][0]["rules"].as_array().unwrap().iter().map(|r| r["alert"].as_str().unwrap()).collect();
+    assert_eq!(
+        alerts,
+        [
+            "SamlcredCertificateExpiringWithoutRotation",
+            "SamlcredRotationFailing",
+            "SamlcredOktaErrors",
+            "SamlcredOktaRateLimited",
+            "SamlcredCredentialNotReady",
+        ]
+    );
+    let expiry = rule["spec"]["groups"][0]["rules"][0]["expr"].as_str().unwrap();
+    assert!(expiry.contains("< 21 * 86400"), "{expiry}");
+    // Prometheus, not Helm, must expand the alert templates.
+    let description = rule["spec"]["groups"][0]["rules"][0]["annotations"]["description"].as_str().unwrap();
+    assert!(description.contains("{{ $labels.namespace }}/{{ $labels.name }}"), "{description}");
+}
+
+#[tokio::test]
+async fn cluster_wide_install_grants_only_what_the_operator_needs() {
+    let client = testenv::client().await.unwrap();
+    let ns = TestNamespace::create(&client, "chart-install").await.unwrap();
+    let other = TestNamespace::create(&client, "chart-install-other").await.unwrap();
+    let release = format!("ic{}", ns.name.rsplit('-').next().unwrap());
+    let full = format!("{release}-samlcred");
+    let (n, o) = (ns.name.as_str(), other.name.as_str());
+    helm_install(&release, n, &[]);
+
+    let selector = format!("app.kubernetes.io/instance={release}");
+    assert_eq!(
+        kubectl_get_names(&["-n", n, "deploy,sa,svc,pdb,role,rolebinding", "-l", &selector]),
+        [
+            format!("deployment.apps/{full}"),
+            format!("poddisruptionbudget.policy/{full}"),
+            format!("role.rbac.authorization.k8s.io/{full}-leader-election"),
+            format!("rolebinding.rbac.authorization.k8s.io/{full}-leader-election"),
+            format!("service/{full}-metrics"),
+            format!("serviceaccount/{full}"),
+        ]
+    );
+    assert_eq!(
+        kubectl_get_names(&["clusterrole,clusterrolebinding", "-l", &selector]),
+        [
+            format!("clusterrole.rbac.authorization.k8s.io/{full}"),
+            format!("clusterrolebinding.rbac.authorization.k8s.io/{full}"),
+        ]
+    );
+    let crds = kubectl_get_names(&["crd"]);
+    for crd in CRD_NAMES {
+        assert!(crds.contains(&format!("customresourcedefinition.apiextensions.k8s.io/{crd}")), "{crd}: {crds:?}");
+    }
+
+    let sa = format!("system:serviceaccount:{n}:{full}");
+    let lease = format!("leases.coordination.k8s.io/{full}");
+    assert_can_i(
+        &sa,
+        true,
+        &[
+            ("watch", "samlappcredentials.samlcred.io", "*"),
+            ("patch", "samlappcredentials.samlcred.io/status", o),
+            ("list", "oktaorgs.samlcred.io", "*"),
+            ("patch", "oktaorgs.samlcred.io/status", o),
+            ("watch", "clusteroktaorgs.samlcred.io", ""),
+            ("patch", "clusteroktaorgs.samlcred.io/status", ""),
+            ("watch", "secrets", "*"),
+            ("create", "secrets", o),
+            ("patch", "secrets", o),
+            ("create", "events", o),
+            ("create", "events.events.k8s.io", o),
+            ("patch", "deployments.apps", o),
+            ("patch", "statefulsets.apps", o),
+            ("patch", "daemonsets.apps", o),
+            ("watch", "namespaces", ""),
+            ("create", "leases.coordination.k8s.io", n),
+            ("update", &lease, n),
+        ],
+    );
+    let mut forbidden = forbidden_everywhere(&[n, o]);
+    forbidden.extend([
+        ("create", "leases.coordination.k8s.io", o),
+        ("update", "leases.coordination.k8s.io/someone-elses", n),
+        ("delete", "leases.coordination.k8s.io", n),
+        ("update", "namespaces", ""),
+        ("delete", "clusteroktaorgs.samlcred.io", ""),
+    ]);
+    assert_can_i(&sa, false, &forbidden);
+
+    // Uninstalling removes the release's objects but keeps the CRDs (and so every user's resources).
+    let mut uninstall = helm();
+    uninstall.args(["uninstall", &release, "--namespace", n, "--wait", "--timeout", "60s"]);
+    run(uninstall, None);
+    assert!(kubectl_get_names(&["clusterrole,clusterrolebinding", "-l", &selector]).is_empty());
+    let crds = kubectl_get_names(&["crd"]);
+    for crd in CRD_NAMES {
+        assert!(crds.contains(&format!("customresourcedefinition.apiextensions.k8s.io/{crd}")), "{crd} gone: {crds:?}");
+    }
+}
+
+#[tokio::test]
+async fn scoped_install_stays_inside_its_namespaces() {
+    let client = testenv::client().await.unwrap();
+    let ns = TestNamespace::create(&client, "chart-scoped").await.unwrap();
+    let a = TestNamespace::create(&client, "chart-scoped-a").await.unwrap();
+    let b = TestNamespace::create(&client, "chart-scoped-b").await.unwrap();
+    let other = TestNamespace::create(&client, "chart-scoped-other").await.unwrap();
+    let release = format!("is{}", ns.name.rsplit('-').next().unwrap());
+    let full = format!("{release}-samlcred");
+    let (n, a, b, o) = (ns.name.as_str(), a.name.as_str(), b.name.as_str(), other.name.as_str());
+    helm_install(&release, n, &[&format!("watchNamespaces={{{a},{b}}}")]);
+
+    let selector = format!("app.kubernetes.io/instance={release}");
+    for watched in [a, b] {
+        assert_eq!(
+            kubectl_get_names(&["-n", watched, "role,rolebinding", "-l", &selector]),
+            [format!("role.rbac.authorization.k8s.io/{full}"), format!("rolebinding.rbac.authorization.k8s.io/{full}"),]
+        );
+    }
+    assert!(kubectl_get_names(&["-n", o, "role,rolebinding", "-l", &selector]).is_empty());
+
+    let sa = format!("system:serviceaccount:{n}:{full}");
+    let mut allowed: Vec<Question> = vec![
+        ("watch", "clusteroktaorgs.samlcred.io", ""),
+        ("patch", "clusteroktaorgs.samlcred.io/status", ""),
+        ("watch", "namespaces", ""),
+        // ClusterOktaOrg credentials, in the cluster resource namespace (the release's).
+        ("get", "secrets", n),
+        ("watch", "secrets", n),
+    ];
+    for watched in [a, b] {
+        allowed.extend([
+            ("watch", "samlappcredentials.samlcred.io", watched),
+            ("patch", "samlappcredentials.samlcred.io/status", watched),
+            ("update", "samlappcredentials.samlcred.io/status", watched),
+            ("watch", "oktaorgs.samlcred.io", watched),
+            ("patch", "oktaorgs.samlcred.io/status", watched),
+            ("get", "secrets", watched),
+            ("create", "secrets", watched),
+            ("update", "secrets", watched),
+            ("create", "events", watched),
+            ("patch", "deployments.apps", watched),
+        ]);
+    }
+    assert_can_i(&sa, true, &allowed);
+
+    let mut forbidden = forbidden_everywhere(&[n, a, b, o]);
+    forbidden.extend([
+        ("get", "secrets", o),
+        ("list", "secrets", o),
+        ("list", "secrets", "*"),
+        ("get", "secrets", "default"),
+        ("create", "secrets", n),
+        ("patch", "secrets", n),
+        ("watch", "samlappcredentials.samlcred.io", "*"),
+        ("get", "samlappcredentials.samlcred.io", o),
+        ("patch", "samlappcredentials.samlcred.io/status", o),
+        ("get", "oktaorgs.samlcred.io", o),
+        ("create", "events", o),
+        ("patch", "deployments.apps", o),
+        ("patch", "deployments.apps", n),
+        ("create", "leases.coordination.k8s.io", a),
+    ]);
+    assert_can_i(&sa, false, &forbidden);
+}
