@@ -55,11 +55,64 @@ echo "==> the app's signing keys, as Okta's API shows them"
 curl -fsS -H 'Authorization: SSWS demo-token' "$okta/api/v1/apps/$app_id/credentials/keys" \
   | python3 -c 'import json,sys; [print("  kid", k["kid"], "expires", k["expiresAt"]) for k in json.load(sys.stdin)]'
 
+echo "==> creating an OktaOrg and a SamlAppCredential (activation delay 20s, old cert kept 60s)"
+ns=demo
+"$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
+"$kubectl" -n "$ns" create secret generic okta-token --from-literal=token=demo-token --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
+cat <<YAML | "$kubectl" apply -f -
+apiVersion: samlcred.io/v1alpha1
+kind: OktaOrg
+metadata: {name: acme, namespace: $ns}
+spec:
+  url: $okta
+  auth:
+    apiToken:
+      secretRef: {name: okta-token, key: token}
+---
+apiVersion: samlcred.io/v1alpha1
+kind: SamlAppCredential
+metadata: {name: grafana, namespace: $ns}
+spec:
+  orgRef: {name: acme}
+  appId: $app_id
+  secretName: grafana-saml-idp
+  renewBefore: 720h
+  activation: {policy: Automatic, delay: 20s}
+  retainPrevious: 60s
+YAML
+
+echo "==> starting the operator: samlcred controller (logs in $state/controller.log)"
+"$target/samlcred" controller --allow-insecure-okta-http --log-format text \
+  --metrics-bind-address 127.0.0.1:0 --health-bind-address 127.0.0.1:0 > "$state/controller.log" 2>&1 &
+pids+=($!)
+
+# What a user would watch: the credential's columns, its rotation phase, and the Secret's bundle.
+show() {
+  local phase certs kid
+  phase=$("$kubectl" -n "$ns" get sac grafana -o jsonpath='{.status.rotation.phase}')
+  kid=$("$kubectl" -n "$ns" get secret grafana-saml-idp -o jsonpath='{.data.kid}' 2>/dev/null | base64 -d 2>/dev/null || true)
+  certs=$("$kubectl" -n "$ns" get secret grafana-saml-idp -o jsonpath='{.data.bundle\.pem}' 2>/dev/null | base64 -d 2>/dev/null | grep -c 'BEGIN CERTIFICATE' || true)
+  echo "phase=${phase:-none} secret.kid=${kid:-<no secret>} bundle.pem certificates=${certs:-0}"
+}
+"$kubectl" -n "$ns" get sac
+last=""
+for _ in $(seq 1 180); do
+  line=$(show)
+  if [ "$line" != "$last" ]; then echo "  $(date -u +%H:%M:%S) $line"; last="$line"; fi
+  rotated=$("$kubectl" -n "$ns" get sac grafana -o jsonpath='{.status.lastRotationTime}')
+  certs=$(echo "$line" | sed 's/.*certificates=//')
+  if [ -n "$rotated" ] && [ "$certs" = 1 ]; then break; fi
+  sleep 1
+done
+"$kubectl" -n "$ns" get sac -o wide
+"$kubectl" -n "$ns" get events --field-selector involvedObject.name=grafana --sort-by=.lastTimestamp | tail -8
+echo "==> Okta now signs with: $(curl -fsS "$okta/__sim/apps/$app_id/active-kid")"
+
 cat <<MSG
-==> ready
+==> done: the certificate was rotated without a moment where Okta signed with a key the Secret lacked.
   export KUBECONFIG=$KUBECONFIG
-  $kubectl get samlappcredentials -A
-The operator itself (samlcred controller) joins this demo with the operator issue.
+  $kubectl -n $ns get sac,secret
+  $kubectl -n $ns annotate sac grafana samlcred.io/rotate=\$(date +%s)   # rotate again
 MSG
 if [ "${SAMLCRED_DEMO_ONESHOT:-}" = 1 ]; then exit 0; fi
 echo "Ctrl-C to stop."

@@ -11,13 +11,20 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the operator (out of cluster from the kubeconfig, in cluster from the pod's service account).
+    Controller(samlcred::runtime::controller::ControllerArgs),
     /// Print the CustomResourceDefinitions as YAML (the source of `crds/`).
     Crds,
 }
 
-fn main() {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crds => print!("{}", samlcred::api::crds_yaml()),
+        Command::Controller(args) => samlcred::runtime::controller::run(args).await,
+        Command::Crds => {
+            print!("{}", samlcred::api::crds_yaml());
+            Ok(())
+        }
     }
 }

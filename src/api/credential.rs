@@ -26,8 +26,9 @@ use super::duration;
     doc = "SamlAppCredential keeps the signing certificate of one Okta SAML app valid: it rotates the key before it expires and publishes the certificates to a Secret for the service providers.",
     printcolumn(name = "App", type_ = "string", json_path = ".spec.appId"),
     printcolumn(name = "Secret", type_ = "string", json_path = ".spec.secretName"),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".status.activeKey.notAfter"),
-    printcolumn(name = "Renewal", type_ = "date", json_path = ".status.renewalTime"),
+    // Expires and Renewal lie in the future, which kubectl renders as <invalid> for type date.
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.activeKey.notAfter"),
+    printcolumn(name = "Renewal", type_ = "string", json_path = ".status.renewalTime"),
     printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     printcolumn(name = "Kid", type_ = "string", json_path = ".status.activeKey.kid", priority = 1)
@@ -110,7 +111,7 @@ pub struct OrgRef {
     pub name: String,
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 pub enum OrgKind {
     #[default]
     OktaOrg,

@@ -1,0 +1,315 @@
+//! The SamlAppCredential reconciler: observe (the credential, Okta, the Secret), ask the planner for
+//! the one next step, perform it, record it in status, and say when to come back.
+
+use super::observe::{OktaView, key_record, observe_app};
+use super::status::{ConditionState, rotating_condition, set_condition, write_status};
+use super::{Context, failpoint, workloads};
+use crate::api::{FIELD_MANAGER, SamlAppCredential, SamlAppCredentialStatus, SecretDeletionPolicy, annotations, conditions, events};
+use crate::okta::OktaError;
+use crate::rotation::{self, ObservedSecret, Plan, PlanInput, Policy, record};
+use crate::secret::{self, KeyMaterial, Ownership, Rendered, SecretInput};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a reconcile could not finish its step. Becomes Ready=False, a Warning event and a backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("{0}")]
+    Okta(#[from] OktaError),
+    #[error("{0}")]
+    Org(#[from] super::orgs::OrgError),
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("the spec's durations cannot be parsed")]
+    InvalidSpec,
+    #[error("Okta answered the activation of {kid} but still signs with {actual:?}")]
+    ActivationNotConfirmed { kid: String, actual: Option<String> },
+}
+
+impl StepError {
+    /// The condition reason and event reason for this failure.
+    pub fn reason(&self) -> &'static str {
+        use super::orgs::OrgError;
+        match self {
+            StepError::Okta(_) | StepError::ActivationNotConfirmed { .. } => conditions::REASON_OKTA_ERROR,
+            StepError::Org(OrgError::NotFound { .. }) => conditions::REASON_ORG_NOT_FOUND,
+            StepError::Org(OrgError::NotAllowed { .. }) => conditions::REASON_ORG_NOT_ALLOWED,
+            StepError::Org(OrgError::InvalidSpec(_)) | StepError::InvalidSpec => conditions::REASON_INVALID_SPEC,
+            StepError::Org(OrgError::Kube(_)) | StepError::Kube(_) => "KubernetesError",
+        }
+    }
+}
+
+/// What one reconcile did, for the status conditions and the requeue.
+struct Done {
+    status: SamlAppCredentialStatus,
+    ready: ConditionState,
+    awaiting_approval: bool,
+    wake_at: Option<Timestamp>,
+}
+
+pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) -> Result<Action, kube::Error> {
+    let namespace = credential.namespace().unwrap_or_default();
+    let api: Api<SamlAppCredential> = Api::namespaced(ctx.kube.clone(), &namespace);
+    let now = Timestamp::now();
+    let generation = credential.metadata.generation;
+    let mut status = credential.status.clone().unwrap_or_default();
+    if status.observed_generation != generation {
+        // A new spec gets a fresh start, not the backoff earned by the old one.
+        status.failed_attempts = 0;
+        status.last_failure_time = None;
+    }
+    status.observed_generation = generation;
+
+    let started = std::time::Instant::now();
+    let result = step(&credential, &ctx, &api, status.clone(), now).await;
+    ctx.metrics.reconcile_duration(started.elapsed());
+    let (mut next, action) = match result {
+        Ok(done) => {
+            let mut next = done.status;
+            next.failed_attempts = 0;
+            next.last_failure_time = None;
+            set_condition(&mut next.conditions, done.ready, generation, now);
+            let rotating = rotating_condition(&next, done.awaiting_approval);
+            set_condition(&mut next.conditions, rotating, generation, now);
+            let action = match done.wake_at {
+                Some(at) => ctx.settings.requeue_at(now, at),
+                None => Action::requeue(Duration::from_millis(100)),
+            };
+            (next, action)
+        }
+        Err(failure) => {
+            let reason = failure.reason();
+            ctx.metrics.reconcile_error(reason);
+            let message = failure.to_string();
+            tracing::warn!(credential = %credential.name_any(), namespace, reason, "{message}");
+            ctx.publish(&*credential, EventType::Warning, events::OKTA_ERROR, &message, reason).await;
+            let mut next = status.clone();
+            next.failed_attempts = status.failed_attempts.saturating_add(1);
+            next.last_failure_time = Some(record::time(now));
+            let ready = ConditionState { type_: conditions::READY, status: false, reason, message };
+            set_condition(&mut next.conditions, ready, generation, now);
+            let rotating = rotating_condition(&next, false);
+            set_condition(&mut next.conditions, rotating, generation, now);
+            let delay = ctx.settings.backoff(next.failed_attempts);
+            (next, Action::requeue(delay))
+        }
+    };
+    next.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+    write_status(&api, &credential, &next).await?;
+    ctx.metrics.observe_credential(&credential, &next);
+    Ok(action)
+}
+
+async fn step(
+    credential: &SamlAppCredential,
+    ctx: &Context,
+    api: &Api<SamlAppCredential>,
+    status: SamlAppCredentialStatus,
+    now: Timestamp,
+) -> Result<Done, StepError> {
+    let name = credential.name_any();
+    let namespace = credential.namespace().unwrap_or_default();
+    let spec = &credential.spec;
+    let (org_key, okta) = ctx.orgs.for_credential(&namespace, &spec.org_ref).await?;
+    let older_claimant = ctx.older_claimant(credential, &org_key);
+    let view = observe_app(&okta, &spec.app_id).await?;
+
+    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
+    let existing = secrets.get_opt(&spec.secret_name).await?;
+    let ownership = secret::ownership(existing.as_ref(), &name);
+    let metadata_xml = match &status.active_key {
+        Some(active) if view.keys.contains_key(&active.kid) => Some(okta.saml_metadata(&spec.app_id, &active.kid).await?),
+        _ => None,
+    };
+    let rendered = render(credential, &status, &view, metadata_xml.as_deref());
+    let current = existing.as_ref().is_some_and(|s| secret::is_current(s, &rendered) && owner_refs_match(credential, s));
+
+    let annotations = credential.annotations();
+    let input = PlanInput {
+        spec,
+        status: &status,
+        app: &view.app,
+        secret: ObservedSecret { ownership, current },
+        rotate_token: annotations.get(annotations::ROTATE).map(String::as_str),
+        activate_kid: annotations.get(annotations::ACTIVATE).map(String::as_str),
+        older_claimant: older_claimant.as_deref(),
+        now,
+    };
+    let plan = rotation::plan(&input);
+    tracing::debug!(credential = %name, namespace, ?plan, "planned");
+    // The planner reports an unparsable spec (InvalidSpec) before anything that needs the policy.
+    let policy = Policy::from_spec(spec).ok();
+    let policy = || policy.as_ref().ok_or(StepError::InvalidSpec);
+    let ready_now = ready_condition(&status, &view, ownership == Ownership::Ours && current);
+    let mut done = Done { status: status.clone(), ready: ready_now, awaiting_approval: false, wake_at: None };
+
+    match plan {
+        Plan::Report { reason, message } => {
+            done.ready = ConditionState { type_: conditions::READY, status: false, reason, message };
+            done.wake_at = Some(now + ctx.settings.okta_resync);
+        }
+        Plan::Adopt { key } => {
+            done.status = record::adopt(&status, &key, policy()?);
+            ctx.publish(credential, EventType::Normal, events::KEY_ADOPTED, &format!("adopted Okta's active key {}", key.kid), "Adopt").await;
+        }
+        Plan::AdoptExternalChange { key } => {
+            done.status = record::adopt_external_change(&status, &key, policy()?, now);
+            let note = format!("Okta now signs with key {}, which samlcred did not activate; adopted it", key.kid);
+            ctx.publish(credential, EventType::Warning, events::EXTERNAL_KEY_CHANGE, &note, "Adopt").await;
+        }
+        Plan::RecordActivation { key } => {
+            done.status = record::activation(&status, &key, policy()?, now);
+            ctx.metrics.rotation("succeeded");
+            ctx.publish(credential, EventType::Normal, events::KEY_ACTIVATED, &format!("Okta signs with key {}", key.kid), "Activate").await;
+        }
+        Plan::StartRotation { trigger } => {
+            done.status = record::start_rotation(&status, trigger, input.rotate_token, now);
+            // The intent must be durable before Okta is asked for a key: see rotation's crash recovery.
+            write_status(api, credential, &with_generation(&done.status, &status)).await?;
+        }
+        Plan::Generate => {
+            let validity = spec.validity_years.clamp(2, 10) as u8;
+            let key = key_record(okta.generate_key(&spec.app_id, validity).await?)?;
+            failpoint("after-generate");
+            done.status = record::pending(&status, &key.observed);
+            let note = format!("generated key {} valid until {}", key.observed.kid, key.observed.not_after);
+            ctx.publish(credential, EventType::Normal, events::KEY_GENERATED, &note, "Generate").await;
+        }
+        Plan::ResumeWithOrphan { key } => {
+            done.status = record::pending(&status, &key);
+            let note = format!("took key {} generated before an interruption instead of generating another", key.kid);
+            ctx.publish(credential, EventType::Normal, events::KEY_GENERATED, &note, "Generate").await;
+        }
+        Plan::Publish { kid } => {
+            apply_secret(&secrets, credential, &rendered).await?;
+            workloads::restart_targets(ctx, credential, &rendered).await?;
+            failpoint("after-publish");
+            done.status = record::published(&status, policy()?, now);
+            let note = format!("published key {kid} in Secret {}", spec.secret_name);
+            ctx.publish(credential, EventType::Normal, events::KEY_PUBLISHED, &note, "Publish").await;
+        }
+        Plan::Activate { kid } => {
+            let activating = record::activating(&status);
+            write_status(api, credential, &with_generation(&activating, &status)).await?;
+            let app = okta.activate_key(&spec.app_id, &kid).await?;
+            failpoint("after-activate");
+            if app.active_kid() != Some(kid.as_str()) {
+                return Err(StepError::ActivationNotConfirmed { kid, actual: app.active_kid().map(str::to_string) });
+            }
+            let key = view.keys.get(&kid).map(|k| k.observed.clone());
+            let key = match key {
+                Some(key) => key,
+                None => key_record(okta.get_key(&spec.app_id, &kid).await?)?.observed,
+            };
+            done.status = record::activation(&activating, &key, policy()?, now);
+            ctx.metrics.rotation("succeeded");
+            ctx.publish(credential, EventType::Normal, events::KEY_ACTIVATED, &format!("Okta signs with key {kid}"), "Activate").await;
+        }
+        Plan::Retire { kids } => {
+            done.status = record::retire(&status, &kids);
+            let note = format!("retired key(s) {} from the bundle", kids.join(", "));
+            ctx.publish(credential, EventType::Normal, events::KEY_RETIRED, &note, "Retire").await;
+        }
+        Plan::WriteSecret => {
+            apply_secret(&secrets, credential, &rendered).await?;
+            workloads::restart_targets(ctx, credential, &rendered).await?;
+            done.ready = ready_condition(&status, &view, true);
+        }
+        Plan::AwaitApproval { .. } => {
+            done.awaiting_approval = true;
+            done.wake_at = Some(now + ctx.settings.okta_resync);
+        }
+        Plan::WaitUntil(at) => {
+            done.wake_at = Some(at);
+        }
+    }
+    Ok(done)
+}
+
+/// The status with the observedGeneration the final write will carry, for the intermediate writes.
+fn with_generation(next: &SamlAppCredentialStatus, base: &SamlAppCredentialStatus) -> SamlAppCredentialStatus {
+    SamlAppCredentialStatus { observed_generation: base.observed_generation, ..next.clone() }
+}
+
+/// Ready: the Secret holds the certificate of the key Okta signs with, and status agrees with Okta.
+fn ready_condition(status: &SamlAppCredentialStatus, view: &OktaView, secret_current: bool) -> ConditionState {
+    let okta_kid = match &view.app {
+        rotation::ObservedApp::Found { active_kid, .. } => active_kid.clone(),
+        rotation::ObservedApp::NotFound => None,
+    };
+    let status_kid = status.active_key.as_ref().map(|k| k.kid.clone());
+    if secret_current && okta_kid.is_some() && okta_kid == status_kid {
+        let kid = okta_kid.unwrap_or_default();
+        ConditionState {
+            type_: conditions::READY,
+            status: true,
+            reason: conditions::REASON_UP_TO_DATE,
+            message: format!("the Secret holds the certificate of key {kid}, which Okta signs with"),
+        }
+    } else {
+        ConditionState {
+            type_: conditions::READY,
+            status: false,
+            reason: "Reconciling",
+            message: "bringing the Secret in line with the key Okta signs with".into(),
+        }
+    }
+}
+
+/// The Secret as status describes it, with the key material Okta returned.
+fn render(
+    credential: &SamlAppCredential,
+    status: &SamlAppCredentialStatus,
+    view: &OktaView,
+    metadata_xml: Option<&str>,
+) -> Rendered {
+    let material = |kid: &str| {
+        view.keys.get(kid).map(|k| KeyMaterial {
+            kid: &k.observed.kid,
+            jwk: k.credential.jwk(),
+            certificate_der: &k.der,
+            not_after: k.observed.not_after,
+            x5t_s256: &k.observed.x5t_s256,
+        })
+    };
+    let input = SecretInput {
+        credential: credential.meta().name.as_deref().unwrap_or_default(),
+        app_id: &credential.spec.app_id,
+        active: status.active_key.as_ref().and_then(|k| material(&k.kid)),
+        pending: status.pending_key.as_ref().and_then(|k| material(&k.kid)),
+        previous: status.previous_keys.iter().filter_map(|k| material(&k.kid)).collect(),
+        metadata_xml,
+        template: credential.spec.secret_template.as_ref(),
+    };
+    secret::render(&input)
+}
+
+fn owner_refs_match(credential: &SamlAppCredential, existing: &Secret) -> bool {
+    let uid = credential.uid();
+    let owned = existing.owner_references().iter().any(|r| Some(&r.uid) == uid.as_ref());
+    owned == (credential.spec.secret_deletion_policy == SecretDeletionPolicy::Delete)
+}
+
+/// Applies samlcred's part of the Secret. Only samlcred's keys are sent, so keys that others added
+/// stay; with the Delete policy an ownerReference lets the garbage collector remove the Secret.
+async fn apply_secret(secrets: &Api<Secret>, credential: &SamlAppCredential, rendered: &Rendered) -> Result<(), kube::Error> {
+    let namespace = credential.namespace().unwrap_or_default();
+    let mut object = rendered.to_secret(&credential.spec.secret_name, &namespace);
+    if credential.spec.secret_deletion_policy == SecretDeletionPolicy::Delete
+        && let Some(owner) = credential.controller_owner_ref(&())
+    {
+        object.metadata.owner_references = Some(vec![owner]);
+    }
+    let mut value = serde_json::to_value(&object).unwrap_or_default();
+    value["apiVersion"] = "v1".into();
+    value["kind"] = "Secret".into();
+    secrets.patch(&credential.spec.secret_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&value)).await?;
+    Ok(())
+}

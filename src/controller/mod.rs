@@ -1,0 +1,155 @@
+//! The reconcilers and what they share. `credential` rotates keys, `org_status` checks that orgs'
+//! credentials work; `orgs` turns an orgRef into an Okta client; `observe` reads Okta; `status` and
+//! `workloads` write back.
+
+pub mod credential;
+pub mod observe;
+pub mod org_status;
+pub mod orgs;
+pub mod status;
+pub mod workloads;
+
+use crate::api::{OrgKind, SamlAppCredential};
+use crate::metrics::Metrics;
+use jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::Store;
+use kube::{Resource, ResourceExt};
+use orgs::{OrgClients, OrgKey};
+use rand::Rng;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Timing knobs of the reconcilers.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How often Okta is read again when nothing is due (drift detection); jittered by ±10%.
+    pub okta_resync: Duration,
+    /// First retry delay after a failure; doubles per consecutive failure.
+    pub backoff_base: Duration,
+    /// Upper bound of the retry delay.
+    pub backoff_cap: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { okta_resync: Duration::from_secs(3600), backoff_base: Duration::from_secs(5), backoff_cap: Duration::from_secs(600) }
+    }
+}
+
+fn jitter(d: Duration, fraction: f64) -> Duration {
+    let factor = 1.0 + rand::rng().random_range(-fraction..=fraction);
+    d.mul_f64(factor.max(0.0))
+}
+
+impl Settings {
+    /// Come back at `at`, but no later than the resync interval. Jitter keeps thousands of
+    /// credentials renewed at the same moment from all waking together.
+    pub fn requeue_at(&self, now: Timestamp, at: Timestamp) -> Action {
+        Action::requeue(self.requeue_delay(now, at))
+    }
+
+    fn requeue_delay(&self, now: Timestamp, at: Timestamp) -> Duration {
+        let until = Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO);
+        let resync = jitter(self.okta_resync, 0.1);
+        if until >= resync {
+            return resync;
+        }
+        let spread = (until / 100).min(Duration::from_secs(30));
+        until + spread.mul_f64(rand::rng().random_range(0.0..=1.0)) + Duration::from_millis(50)
+    }
+
+    /// Exponential backoff after `failures` consecutive failures, capped, with ±20% jitter.
+    pub fn backoff(&self, failures: i32) -> Duration {
+        let exponent = failures.saturating_sub(1).clamp(0, 20) as u32;
+        let delay = self.backoff_base.saturating_mul(2u32.saturating_pow(exponent)).min(self.backoff_cap);
+        jitter(delay, 0.2)
+    }
+}
+
+/// The one bag of shared handles the reconcilers get.
+pub struct Context {
+    pub kube: kube::Client,
+    pub orgs: OrgClients,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub settings: Settings,
+    /// The credentials samlcred watches, for the older-claimant rule.
+    pub credentials: Vec<Store<SamlAppCredential>>,
+}
+
+impl Context {
+    /// Publishes an event on the credential; a failure to publish is logged, never fatal.
+    pub async fn publish<K: Resource<DynamicType = ()>>(&self, on: &K, type_: EventType, reason: &str, note: &str, action: &str) {
+        let event = Event { type_, reason: reason.into(), note: Some(note.into()), action: action.into(), secondary: None };
+        if let Err(e) = self.recorder.publish(&event, &on.object_ref(&())).await {
+            tracing::warn!(reason, "could not publish event: {e}");
+        }
+    }
+
+    /// The oldest other credential that manages the same org and app, when it is older than this one.
+    pub fn older_claimant(&self, credential: &SamlAppCredential, org: &OrgKey) -> Option<String> {
+        let age = |c: &SamlAppCredential| {
+            (c.metadata.creation_timestamp.as_ref().map(|t| t.0), c.namespace().unwrap_or_default(), c.name_any())
+        };
+        let mine = age(credential);
+        self.credentials
+            .iter()
+            .flat_map(|store| store.state())
+            .filter(|other| other.uid() != credential.uid() && other.spec.app_id == credential.spec.app_id)
+            .filter(|other| same_org(other, org))
+            .filter(|other| other.metadata.deletion_timestamp.is_none() && age(other) < mine)
+            .min_by_key(|other| age(other))
+            .map(|other| match other.namespace() {
+                Some(ns) if Some(&ns) != credential.namespace().as_ref() => format!("{ns}/{}", other.name_any()),
+                _ => other.name_any(),
+            })
+    }
+}
+
+fn same_org(credential: &SamlAppCredential, org: &OrgKey) -> bool {
+    let r = &credential.spec.org_ref;
+    r.kind == org.kind
+        && r.name == org.name
+        && match r.kind {
+            OrgKind::OktaOrg => credential.namespace() == org.namespace,
+            OrgKind::ClusterOktaOrg => true,
+        }
+}
+
+/// Test-only crash points: when `SAMLCRED_FAILPOINT` names this point, the process exits at once,
+/// as a crash or a kill would stop it. End-to-end tests use it to prove recovery from every step.
+pub fn failpoint(name: &str) {
+    static POINT: OnceLock<Option<String>> = OnceLock::new();
+    if POINT.get_or_init(|| std::env::var("SAMLCRED_FAILPOINT").ok()).as_deref() == Some(name) {
+        eprintln!("samlcred: failpoint {name} reached, exiting");
+        std::process::exit(86);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let settings = Settings::default();
+        for (failures, nominal) in [(1, 5.0), (2, 10.0), (3, 20.0), (8, 600.0), (40, 600.0)] {
+            let got = settings.backoff(failures).as_secs_f64();
+            assert!(got >= nominal * 0.8 - 1e-9 && got <= nominal * 1.2 + 1e-9, "{failures} failures: {got}s");
+        }
+    }
+
+    #[test]
+    fn requeue_is_capped_by_the_resync_interval() {
+        let settings = Settings { okta_resync: Duration::from_secs(100), ..Default::default() };
+        let now = Timestamp::now();
+        let far = settings.requeue_delay(now, now + jiff::SignedDuration::from_hours(1000));
+        assert!(far >= Duration::from_secs(90) && far <= Duration::from_secs(110), "{far:?}");
+        let soon = settings.requeue_delay(now, now + jiff::SignedDuration::from_secs(10));
+        assert!(soon >= Duration::from_secs(10) && soon <= Duration::from_millis(10_200), "{soon:?}");
+        let past = settings.requeue_delay(now, now - jiff::SignedDuration::from_secs(10));
+        assert!(past < Duration::from_secs(1), "{past:?}");
+    }
+}

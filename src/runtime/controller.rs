@@ -1,0 +1,202 @@
+//! `samlcred controller`: runs the reconcilers until SIGTERM or Ctrl-C, finishing the step in flight.
+
+use super::server::{self, Readiness};
+use super::telemetry::{self, LogFormat};
+use crate::api::{ClusterOktaOrg, OktaOrg, SamlAppCredential, labels};
+use crate::controller::orgs::{OrgClients, OrgSettings};
+use crate::controller::{Context, Settings, credential, org_status};
+use crate::metrics::Metrics;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::ResourceExt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ControllerArgs {
+    /// Namespaces to watch, comma-separated; empty watches all.
+    #[arg(long, env = "SAMLCRED_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Namespace where the Secrets of ClusterOktaOrgs live.
+    #[arg(long, env = "SAMLCRED_CLUSTER_RESOURCE_NAMESPACE", default_value = "samlcred-system")]
+    pub cluster_resource_namespace: String,
+    /// Address of the Prometheus endpoint (/metrics).
+    #[arg(long, env = "SAMLCRED_METRICS_BIND_ADDRESS", default_value = "0.0.0.0:8080")]
+    pub metrics_bind_address: SocketAddr,
+    /// Address of the health endpoints (/healthz, /readyz).
+    #[arg(long, env = "SAMLCRED_HEALTH_BIND_ADDRESS", default_value = "0.0.0.0:8081")]
+    pub health_bind_address: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "SAMLCRED_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+    /// Log level or filter (tracing's EnvFilter syntax), e.g. info or samlcred=debug.
+    #[arg(long, env = "SAMLCRED_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// How many credentials are reconciled at once.
+    #[arg(long, env = "SAMLCRED_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: u16,
+    /// How often Okta is read again when nothing is due (drift detection); jittered. Go syntax.
+    #[arg(long, env = "SAMLCRED_OKTA_RESYNC_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub okta_resync_interval: Duration,
+    /// Allow plain-http Okta URLs on loopback hosts (the simulator, in tests and the demo).
+    #[arg(long, env = "SAMLCRED_ALLOW_INSECURE_OKTA_HTTP")]
+    pub allow_insecure_okta_http: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::api::duration::parse(text).map_err(|e| e.to_string())
+}
+
+type ReconcileFuture = BoxFuture<'static, ()>;
+
+fn error_policy<K>(_: Arc<K>, error: &kube::Error, _: Arc<Context>) -> Action {
+    tracing::warn!("reconcile failed: {error}");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Logs each reconcile's outcome and drives the stream to completion.
+async fn drain<S, T, E>(stream: S)
+where
+    S: futures::Stream<Item = Result<T, E>>,
+    T: std::fmt::Debug,
+    E: std::fmt::Display,
+{
+    stream
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!("controller: {e}");
+            }
+        })
+        .await
+}
+
+pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
+    telemetry::init(args.log_format, &args.log_level);
+    crate::okta::install_crypto_provider();
+    let client = kube::Client::try_default().await?;
+    let metrics = Arc::new(Metrics::default());
+    let readiness = Arc::new(Readiness::default());
+    let (metrics_addr, health_addr) =
+        server::serve(args.metrics_bind_address, args.health_bind_address, metrics.clone(), readiness.clone()).await?;
+    tracing::info!(%metrics_addr, %health_addr, namespaces = ?args.namespaces, "samlcred controller starting");
+
+    let scopes: Vec<Option<String>> =
+        if args.namespaces.is_empty() { vec![None] } else { args.namespaces.iter().cloned().map(Some).collect() };
+    let api_for = |ns: &Option<String>| -> Api<SamlAppCredential> {
+        match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    };
+    let credential_controllers: Vec<Controller<SamlAppCredential>> = scopes
+        .iter()
+        .map(|ns| Controller::new(api_for(ns), watcher::Config::default().any_semantic()))
+        .collect();
+    let stores: Vec<Store<SamlAppCredential>> = credential_controllers.iter().map(|c| c.store()).collect();
+
+    let reporter = Reporter { controller: "samlcred".into(), instance: std::env::var("POD_NAME").ok() };
+    let okta_metrics: Arc<dyn crate::okta::MetricsHook> = metrics.clone();
+    let ctx = Arc::new(Context {
+        kube: client.clone(),
+        orgs: OrgClients::new(
+            client.clone(),
+            OrgSettings {
+                cluster_resource_namespace: args.cluster_resource_namespace.clone(),
+                allow_insecure_http: args.allow_insecure_okta_http,
+                metrics: Some(okta_metrics),
+            },
+        ),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics: metrics.clone(),
+        settings: Settings { okta_resync: args.okta_resync_interval, ..Settings::default() },
+        credentials: stores.clone(),
+    });
+
+    let config = controller::Config::default().concurrency(args.concurrency);
+    let shutdown = shutdown_signal();
+    let mut tasks: Vec<ReconcileFuture> = Vec::new();
+    for (controller, ns) in credential_controllers.into_iter().zip(&scopes) {
+        let store = controller.store();
+        let secrets: Api<Secret> = match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let orgs: Api<OktaOrg> = match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let org_store = store.clone();
+        let managed = format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE);
+        let stream = controller
+            .with_config(config.clone())
+            // A Secret edited or deleted by hand is put back by the reconcile of its credential.
+            .watches(secrets, watcher::Config::default().labels(&managed), |secret: Secret| {
+                let name = secret.labels().get(labels::CREDENTIAL).cloned();
+                name.map(|name| ObjectRef::new(&name).within(&secret.namespace().unwrap_or_default()))
+            })
+            // A changed OktaOrg may unblock or change every credential that uses it.
+            .watches(orgs, watcher::Config::default(), move |org: OktaOrg| {
+                let (ns, name) = (org.namespace(), org.name_any());
+                org_store
+                    .state()
+                    .into_iter()
+                    .filter(|c| c.namespace() == ns && c.spec.org_ref.name == name)
+                    .map(|c| ObjectRef::from_obj(&*c))
+                    .collect::<Vec<_>>()
+            })
+            .graceful_shutdown_on(shutdown.clone())
+            .run(credential::reconcile, error_policy, ctx.clone());
+        tasks.push(Box::pin(drain(stream)));
+    }
+    for ns in &scopes {
+        let orgs: Api<OktaOrg> = match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let stream = Controller::new(orgs, watcher::Config::default())
+            .graceful_shutdown_on(shutdown.clone())
+            .run(org_status::reconcile_okta_org, error_policy, ctx.clone());
+        tasks.push(Box::pin(drain(stream)));
+    }
+    let cluster_orgs: Api<ClusterOktaOrg> = Api::all(client.clone());
+    let stream = Controller::new(cluster_orgs, watcher::Config::default())
+        .graceful_shutdown_on(shutdown.clone())
+        .run(org_status::reconcile_cluster_okta_org, error_policy, ctx.clone());
+    tasks.push(Box::pin(drain(stream)));
+
+    let ready_stores = stores.clone();
+    let ready_flag = readiness.clone();
+    tokio::spawn(async move {
+        for store in ready_stores {
+            let _ = store.wait_until_ready().await;
+        }
+        ready_flag.set_ready();
+        tracing::info!("caches synced; ready");
+    });
+
+    futures::future::join_all(tasks).await;
+    tracing::info!("samlcred controller stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C; clonable so every controller stops on the same signal.
+fn shutdown_signal() -> futures::future::Shared<BoxFuture<'static, ()>> {
+    use futures::FutureExt;
+    let signal: BoxFuture<'static, ()> = Box::pin(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down: finishing the reconciles in flight");
+    });
+    signal.shared()
+}
+
