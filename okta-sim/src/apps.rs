@@ -70,10 +70,10 @@ pub fn list(state: &SimState, query: Option<&str>) -> Response<Body> {
     if let Ok(v) = HeaderValue::from_str(&self_link) {
         response.headers_mut().append(header::LINK, v);
     }
-    if let (true, Some(last)) = (more, page.last()) {
-        if let Ok(v) = HeaderValue::from_str(&format!("<{}>; rel=\"next\"", link(Some(&last.id)))) {
-            response.headers_mut().append(header::LINK, v);
-        }
+    if let (true, Some(last)) = (more, page.last())
+        && let Ok(v) = HeaderValue::from_str(&format!("<{}>; rel=\"next\"", link(Some(&last.id))))
+    {
+        response.headers_mut().append(header::LINK, v);
     }
     response
 }
@@ -206,10 +206,7 @@ mod tests {
         let f = Filter::parse(r#"credentials.signing.kid eq "abc" and status eq "ACTIVE""#).unwrap();
         assert_eq!(
             f,
-            Filter(vec![
-                ("credentials.signing.kid".into(), "abc".into()),
-                ("status".into(), "ACTIVE".into())
-            ])
+            Filter(vec![("credentials.signing.kid".into(), "abc".into()), ("status".into(), "ACTIVE".into())])
         );
     }
 

@@ -100,8 +100,11 @@ pub fn clone(state: &SimState, app_id: &str, kid: &str, query: Option<&str>) -> 
         return not_found(target_id).into_response();
     };
     if target.key(kid).is_some() {
-        return OktaError::validation("cloneKey", "Key already exists in the list of key credentials for the target app.")
-            .into_response();
+        return OktaError::validation(
+            "cloneKey",
+            "Key already exists in the list of key credentials for the target app.",
+        )
+        .into_response();
     }
     let jwk = key.to_jwk();
     target.keys.push(key);

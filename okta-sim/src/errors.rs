@@ -61,20 +61,12 @@ impl OktaError {
 
     /// E0000022: the path exists but not with this method.
     pub fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "E0000022",
-            "The endpoint does not support the provided HTTP method",
-        )
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "E0000022", "The endpoint does not support the provided HTTP method")
     }
 
     /// E0000047: per-minute or concurrent rate limit exceeded.
     pub fn too_many_requests() -> Self {
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "E0000047",
-            "API call exceeded rate limit due to too many requests.",
-        )
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "E0000047", "API call exceeded rate limit due to too many requests.")
     }
 
     pub fn internal() -> Self {
@@ -117,9 +109,7 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<
     let bytes = serde_json::to_vec(value).expect("a serde_json::Value always serializes");
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -152,9 +142,7 @@ impl OAuthError {
         if let Some(nonce) = self.dpop_nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
             response.headers_mut().insert("dpop-nonce", nonce);
         }
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
         response
     }
 }

@@ -27,9 +27,9 @@ impl FaultBook {
     /// The fault for this call, if any; the first matching fault (in the order added) is used up.
     pub fn take(&self, method: &Method, path: &str) -> Option<FaultKind> {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let index = pending.iter().position(|f| {
-            f.method.as_ref().is_none_or(|m| m == method) && path.starts_with(f.path_prefix.as_str())
-        })?;
+        let index = pending
+            .iter()
+            .position(|f| f.method.as_ref().is_none_or(|m| m == method) && path.starts_with(f.path_prefix.as_str()))?;
         let fault = &mut pending[index];
         fault.count -= 1;
         let kind = fault.kind.clone();

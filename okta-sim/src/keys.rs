@@ -110,8 +110,7 @@ pub fn issue_with_key(
     let cert = params.self_signed(&key_pair).context("signing the certificate")?;
 
     // ring hands out the public key as a PKCS#1 RSAPublicKey.
-    let public = rsa::RsaPublicKey::from_pkcs1_der(key_pair.public_key_raw())
-        .context("reading the RSA public key")?;
+    let public = rsa::RsaPublicKey::from_pkcs1_der(key_pair.public_key_raw()).context("reading the RSA public key")?;
     Ok(KeyCredential {
         kid: new_kid(),
         cert_der: cert.der().to_vec(),

@@ -57,9 +57,8 @@ use state::SimState;
 impl OktaSim {
     /// Binds `config.bind` and starts serving.
     pub async fn start(config: SimConfig) -> anyhow::Result<OktaSim> {
-        let listener = tokio::net::TcpListener::bind(config.bind)
-            .await
-            .with_context(|| format!("binding {}", config.bind))?;
+        let listener =
+            tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
         let addr = listener.local_addr()?;
         let state = Arc::new(SimState::new(config, format!("http://{addr}")));
         let (stop, stopped) = watch::channel(false);

@@ -94,11 +94,9 @@ async fn api(State(state): State<Arc<SimState>>, request: Request) -> Response<B
     let status = if reset { 0 } else { response.status().as_u16() };
     tracing::debug!(%method, %path, status, "okta call");
     state.record_call(CallRecord { method: method.to_string(), path, query, status, auth: auth_label, at });
-    if reset {
-        if let Some(ConnectionKill(kill)) = kill {
-            kill.notify_one();
-            std::future::pending::<()>().await;
-        }
+    if reset && let Some(ConnectionKill(kill)) = kill {
+        kill.notify_one();
+        std::future::pending::<()>().await;
     }
     response
 }
@@ -144,15 +142,15 @@ async fn endpoint(
     request: Request,
 ) -> Response<Body> {
     let origin = origin(state, request.headers());
-    if let Some(methods) = route.methods() {
-        if !methods.contains(method) {
-            let mut response = OktaError::method_not_allowed().into_response();
-            let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
-            if let Ok(v) = HeaderValue::from_str(&allow) {
-                response.headers_mut().insert(header::ALLOW, v);
-            }
-            return response;
+    if let Some(methods) = route.methods()
+        && !methods.contains(method)
+    {
+        let mut response = OktaError::method_not_allowed().into_response();
+        let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+        if let Ok(v) = HeaderValue::from_str(&allow) {
+            response.headers_mut().insert(header::ALLOW, v);
         }
+        return response;
     }
     if *route == Route::Token {
         let headers = request.headers().clone();

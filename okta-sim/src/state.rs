@@ -95,11 +95,8 @@ impl SimState {
         if self.org().app(&id).is_some() {
             return Err(ControlError::DuplicateApp(id));
         }
-        let keys = seed
-            .keys
-            .iter()
-            .map(|k| self.issue_key(k.not_before, k.not_after))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let keys =
+            seed.keys.iter().map(|k| self.issue_key(k.not_before, k.not_after)).collect::<anyhow::Result<Vec<_>>>()?;
         let kids: Vec<String> = keys.iter().map(|k| k.kid.clone()).collect();
         let mut app = App::new(id.clone(), seed.label, &self.org_name, &self.base_url, self.now());
         app.active_kid = kids.get(seed.active).cloned();

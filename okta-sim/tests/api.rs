@@ -44,18 +44,28 @@ async fn list_apps_filters_searches_and_paginates_with_link_headers() {
     let base = sim.base_url();
 
     // q: prefix of label (or name), case-insensitive.
-    let found = json_of(ssws(http.get(format!("{base}/api/v1/apps")).query(&[("q", "AL")])).send().await.unwrap()).await;
+    let found =
+        json_of(ssws(http.get(format!("{base}/api/v1/apps")).query(&[("q", "AL")])).send().await.unwrap()).await;
     let labels: Vec<_> = found.as_array().unwrap().iter().map(|a| a["label"].as_str().unwrap().to_string()).collect();
     assert_eq!(labels, ["alpha", "alpine", "alps"]);
 
     // filter on the signing kid.
     let filter = format!("credentials.signing.kid eq \"{}\"", keyed.kids[0]);
-    let found = json_of(ssws(http.get(format!("{base}/api/v1/apps")).query(&[("filter", &filter)])).send().await.unwrap()).await;
+    let found =
+        json_of(ssws(http.get(format!("{base}/api/v1/apps")).query(&[("filter", &filter)])).send().await.unwrap())
+            .await;
     assert_eq!(found.as_array().unwrap().len(), 1);
     assert_eq!(found[0]["id"], keyed.id.as_str());
-    let found = json_of(ssws(http.get(format!("{base}/api/v1/apps")).query(&[("filter", "status eq \"INACTIVE\"")])).send().await.unwrap()).await;
+    let found = json_of(
+        ssws(http.get(format!("{base}/api/v1/apps")).query(&[("filter", "status eq \"INACTIVE\"")]))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(found, json!([]));
-    let bad = ssws(http.get(format!("{base}/api/v1/apps")).query(&[("filter", "label sw \"a\"")])).send().await.unwrap();
+    let bad =
+        ssws(http.get(format!("{base}/api/v1/apps")).query(&[("filter", "label sw \"a\"")])).send().await.unwrap();
     expect_okta_error(bad, 400, "E0000031").await;
 
     // limit + after, following `Link: <...>; rel="next"` until there is none.
@@ -68,9 +78,10 @@ async fn list_apps_filters_searches_and_paginates_with_link_headers() {
         let links: Vec<String> =
             response.headers().get_all("link").iter().map(|v| v.to_str().unwrap().to_string()).collect();
         assert!(links.iter().any(|l| l.ends_with("rel=\"self\"")), "{links:?}");
-        let next = links.iter().find(|l| l.ends_with("rel=\"next\"")).map(|l| {
-            l.trim_start_matches('<').split('>').next().unwrap().to_string()
-        });
+        let next = links
+            .iter()
+            .find(|l| l.ends_with("rel=\"next\""))
+            .map(|l| l.trim_start_matches('<').split('>').next().unwrap().to_string());
         let page = json_of(response).await;
         assert!(page.as_array().unwrap().len() <= 2);
         seen.extend(page.as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_string()));
@@ -92,9 +103,7 @@ async fn replace_app_switches_the_signing_key_and_validates_the_body() {
     let app = seed(&sim, "Wiki", 2);
     let http = client();
     let url = format!("{}/api/v1/apps/{}", sim.base_url(), app.id);
-    let minimal = |kid: &str| {
-        json!({"name": "ignored", "label": "Wiki", "signOnMode": "SAML_2_0", "credentials": {"signing": {"kid": kid}}})
-    };
+    let minimal = |kid: &str| json!({"name": "ignored", "label": "Wiki", "signOnMode": "SAML_2_0", "credentials": {"signing": {"kid": kid}}});
 
     let before = sim.now();
     let response = ssws(http.put(&url)).json(&minimal(&app.kids[1])).send().await.unwrap();
@@ -121,7 +130,8 @@ async fn replace_app_switches_the_signing_key_and_validates_the_body() {
     expect_okta_error(response, 400, "E0000001").await;
     let response = ssws(http.put(&url)).body("{not json").send().await.unwrap();
     expect_okta_error(response, 400, "E0000003").await;
-    let response = ssws(http.put(format!("{}/api/v1/apps/0oagone", sim.base_url()))).json(&minimal("k")).send().await.unwrap();
+    let response =
+        ssws(http.put(format!("{}/api/v1/apps/0oagone", sim.base_url()))).json(&minimal("k")).send().await.unwrap();
     expect_okta_error(response, 404, "E0000007").await;
 }
 
@@ -164,10 +174,19 @@ async fn generated_keys_are_real_rsa_keys_in_real_certificates() {
     let kid = jwk["kid"].as_str().unwrap();
     assert_ne!(kid, app.kids[0]);
     assert_eq!(sim.active_kid(&app.id).as_deref(), Some(app.kids[0].as_str()));
-    let keys = json_of(ssws(http.get(format!("{}/api/v1/apps/{}/credentials/keys", sim.base_url(), app.id))).send().await.unwrap()).await;
+    let keys = json_of(
+        ssws(http.get(format!("{}/api/v1/apps/{}/credentials/keys", sim.base_url(), app.id))).send().await.unwrap(),
+    )
+    .await;
     assert_eq!(keys.as_array().unwrap().len(), 2);
     assert_ne!(keys[0]["n"], keys[1]["n"], "each key is its own RSA key");
-    let one = json_of(ssws(http.get(format!("{}/api/v1/apps/{}/credentials/keys/{kid}", sim.base_url(), app.id))).send().await.unwrap()).await;
+    let one = json_of(
+        ssws(http.get(format!("{}/api/v1/apps/{}/credentials/keys/{kid}", sim.base_url(), app.id)))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(one, jwk);
 
     // The call log counts the mutating call.
@@ -198,10 +217,11 @@ async fn generate_refuses_validity_outside_two_to_ten_years_with_oktas_error() {
     }
     let missing = ssws(http.post(url(""))).send().await.unwrap();
     expect_okta_error(missing, 400, "E0000028").await;
-    let no_app = ssws(http.post(format!("{}/api/v1/apps/0oax/credentials/keys/generate?validityYears=2", sim.base_url())))
-        .send()
-        .await
-        .unwrap();
+    let no_app =
+        ssws(http.post(format!("{}/api/v1/apps/0oax/credentials/keys/generate?validityYears=2", sim.base_url())))
+            .send()
+            .await
+            .unwrap();
     expect_okta_error(no_app, 404, "E0000007").await;
     assert!(sim.keys(&app.id).is_empty(), "no key was created by a refused call");
 }
@@ -211,7 +231,12 @@ async fn seeded_keys_carry_the_given_dates_in_their_certificates() {
     let sim = start().await;
     let not_before: Timestamp = "2020-01-02T03:04:05Z".parse().unwrap();
     let not_after: Timestamp = "2021-01-02T03:04:05Z".parse().unwrap();
-    let app = sim.seed_app(SeedApp { id: Some("0oaSeeded".into()), label: "Old".into(), keys: vec![SeedKey { not_before, not_after }], active: 0 });
+    let app = sim.seed_app(SeedApp {
+        id: Some("0oaSeeded".into()),
+        label: "Old".into(),
+        keys: vec![SeedKey { not_before, not_after }],
+        active: 0,
+    });
     assert_eq!(app.id, "0oaSeeded");
     let jwk = &sim.keys(&app.id)[0];
     assert_eq!(jwk["expiresAt"], "2021-01-02T03:04:05.000Z");
@@ -224,7 +249,8 @@ async fn seeded_keys_carry_the_given_dates_in_their_certificates() {
     let added = sim.add_key(&app.id, key_around(&sim, 0, 400));
     assert_eq!(sim.active_kid(&app.id).as_deref(), Some(app.kids[0].as_str()));
     sim.set_active_kid(&app.id, &added);
-    let body = json_of(ssws(client().get(format!("{}/api/v1/apps/{}", sim.base_url(), app.id))).send().await.unwrap()).await;
+    let body =
+        json_of(ssws(client().get(format!("{}/api/v1/apps/{}", sim.base_url(), app.id))).send().await.unwrap()).await;
     assert_eq!(body["credentials"]["signing"]["kid"], added.as_str());
 }
 
@@ -233,9 +259,13 @@ async fn get_key_answers_404_for_unknown_kids_and_apps() {
     let sim = start().await;
     let app = seed(&sim, "Kibana", 1);
     let http = client();
-    let response = ssws(http.get(format!("{}/api/v1/apps/{}/credentials/keys/nope", sim.base_url(), app.id))).send().await.unwrap();
+    let response = ssws(http.get(format!("{}/api/v1/apps/{}/credentials/keys/nope", sim.base_url(), app.id)))
+        .send()
+        .await
+        .unwrap();
     expect_okta_error(response, 404, "E0000007").await;
-    let response = ssws(http.get(format!("{}/api/v1/apps/0oanone/credentials/keys", sim.base_url()))).send().await.unwrap();
+    let response =
+        ssws(http.get(format!("{}/api/v1/apps/0oanone/credentials/keys", sim.base_url()))).send().await.unwrap();
     expect_okta_error(response, 404, "E0000007").await;
 }
 
@@ -246,7 +276,12 @@ async fn clone_copies_a_key_to_another_app_once() {
     let target = seed(&sim, "Target", 0);
     let http = client();
     let url = |target_aid: &str| {
-        format!("{}/api/v1/apps/{}/credentials/keys/{}/clone?targetAid={target_aid}", sim.base_url(), source.id, source.kids[0])
+        format!(
+            "{}/api/v1/apps/{}/credentials/keys/{}/clone?targetAid={target_aid}",
+            sim.base_url(),
+            source.id,
+            source.kids[0]
+        )
     };
     let response = ssws(http.post(url(&target.id))).send().await.unwrap();
     assert_eq!(response.status(), 201);
@@ -258,7 +293,10 @@ async fn clone_copies_a_key_to_another_app_once() {
     let again = ssws(http.post(url(&target.id))).send().await.unwrap();
     let error = expect_okta_error(again, 400, "E0000001").await;
     assert_eq!(error["errorSummary"], "Api validation failed: cloneKey");
-    assert_eq!(error["errorCauses"][0]["errorSummary"], "Key already exists in the list of key credentials for the target app.");
+    assert_eq!(
+        error["errorCauses"][0]["errorSummary"],
+        "Key already exists in the list of key credentials for the target app."
+    );
 
     let response = ssws(http.post(url("0oamissing"))).send().await.unwrap();
     expect_okta_error(response, 404, "E0000007").await;
@@ -294,10 +332,14 @@ async fn wrong_methods_and_unknown_endpoints_get_okta_errors() {
     let sim = start().await;
     let app = seed(&sim, "Any", 0);
     let http = client();
-    let response = ssws(http.delete(format!("{}/api/v1/apps/{}/credentials/keys", sim.base_url(), app.id))).send().await.unwrap();
+    let response =
+        ssws(http.delete(format!("{}/api/v1/apps/{}/credentials/keys", sim.base_url(), app.id))).send().await.unwrap();
     assert_eq!(response.headers()["allow"], "GET");
     expect_okta_error(response, 405, "E0000022").await;
-    let response = ssws(http.get(format!("{}/api/v1/apps/{}/credentials/keys/generate", sim.base_url(), app.id))).send().await.unwrap();
+    let response = ssws(http.get(format!("{}/api/v1/apps/{}/credentials/keys/generate", sim.base_url(), app.id)))
+        .send()
+        .await
+        .unwrap();
     expect_okta_error(response, 405, "E0000022").await;
     let response = ssws(http.get(format!("{}/api/v1/users", sim.base_url()))).send().await.unwrap();
     expect_okta_error(response, 404, "E0000007").await;

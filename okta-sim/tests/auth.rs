@@ -52,7 +52,14 @@ async fn client_credentials_with_an_ec_key_give_a_one_hour_bearer_token() {
     let key = ClientKey::ec();
     register(&sim, "0oaclient", &key, &["okta.apps.read", "okta.apps.manage"], false);
     let http = client();
-    let response = token_request(&http, &sim.base_url(), &key.assertion("0oaclient", &token_url(&sim)), "okta.apps.read okta.apps.manage", None).await;
+    let response = token_request(
+        &http,
+        &sim.base_url(),
+        &key.assertion("0oaclient", &token_url(&sim)),
+        "okta.apps.read okta.apps.manage",
+        None,
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let token = json_of(response).await;
     assert_eq!(token["token_type"], "Bearer");
@@ -79,7 +86,12 @@ async fn an_rsa_client_with_a_kid_works_and_a_wrong_kid_does_not() {
     let key = ClientKey::rsa();
     let mut jwk = key.public_jwk.clone();
     jwk["kid"] = json!("client-key-1");
-    sim.add_oauth_client(OAuthClient { client_id: "0oarsa".into(), public_jwk: jwk, scopes: vec!["okta.apps.read".into()], require_dpop: false });
+    sim.add_oauth_client(OAuthClient {
+        client_id: "0oarsa".into(),
+        public_jwk: jwk,
+        scopes: vec!["okta.apps.read".into()],
+        require_dpop: false,
+    });
     let http = client();
     let claims = || json!({"iss": "0oarsa", "sub": "0oarsa", "aud": token_url(&sim), "exp": Timestamp::now().as_second() + 300, "jti": random_id()});
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
@@ -102,7 +114,11 @@ async fn client_assertions_are_verified() {
     let claims = |patch: Value| {
         let mut c = json!({"iss": "0oac", "sub": "0oac", "aud": token_url(&sim), "exp": now + 300, "jti": random_id()});
         for (k, v) in patch.as_object().unwrap() {
-            if v.is_null() { c.as_object_mut().unwrap().remove(k); } else { c[k] = v.clone(); }
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
         }
         c
     };
@@ -143,14 +159,28 @@ async fn scopes_are_enforced_at_the_token_endpoint_and_per_api_endpoint() {
     let missing = token_request(&http, &base, &key.assertion("0oaro", &token_url(&sim)), "", None).await;
     oauth_error(missing, 400, "invalid_scope").await;
 
-    let token = json_of(token_request(&http, &base, &key.assertion("0oaro", &token_url(&sim)), "okta.apps.read", None).await).await;
+    let token =
+        json_of(token_request(&http, &base, &key.assertion("0oaro", &token_url(&sim)), "okta.apps.read", None).await)
+            .await;
     let access = token["access_token"].as_str().unwrap();
-    let read = http.get(format!("{base}/api/v1/apps/{}/credentials/keys", app.id)).bearer_auth(access).send().await.unwrap();
+    let read =
+        http.get(format!("{base}/api/v1/apps/{}/credentials/keys", app.id)).bearer_auth(access).send().await.unwrap();
     assert_eq!(read.status(), 200);
-    let generate = http.post(format!("{base}/api/v1/apps/{}/credentials/keys/generate?validityYears=2", app.id)).bearer_auth(access).send().await.unwrap();
+    let generate = http
+        .post(format!("{base}/api/v1/apps/{}/credentials/keys/generate?validityYears=2", app.id))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
     assert!(generate.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
     expect_okta_error(generate, 403, "E0000006").await;
-    let put = http.put(format!("{base}/api/v1/apps/{}", app.id)).bearer_auth(access).json(&json!({"label": "x", "signOnMode": "SAML_2_0"})).send().await.unwrap();
+    let put = http
+        .put(format!("{base}/api/v1/apps/{}", app.id))
+        .bearer_auth(access)
+        .json(&json!({"label": "x", "signOnMode": "SAML_2_0"}))
+        .send()
+        .await
+        .unwrap();
     expect_okta_error(put, 403, "E0000006").await;
     assert_eq!(sim.keys(&app.id).len(), 1, "nothing generated");
 }
@@ -200,15 +230,19 @@ async fn dpop_clients_get_a_nonce_challenge_then_a_bound_token() {
 
     // Bad proofs with the nonce are still refused.
     let wrong_htm = key.dpop("GET", &tu, Some(&nonce), None);
-    oauth_error(token_request(&http, &base, &assertion, scope, Some(&wrong_htm)).await, 400, "invalid_dpop_proof").await;
+    oauth_error(token_request(&http, &base, &assertion, scope, Some(&wrong_htm)).await, 400, "invalid_dpop_proof")
+        .await;
     let wrong_htu = key.dpop("POST", "http://elsewhere/oauth2/v1/token", Some(&nonce), None);
-    oauth_error(token_request(&http, &base, &assertion, scope, Some(&wrong_htu)).await, 400, "invalid_dpop_proof").await;
-    let mut claims = json!({"htm": "POST", "htu": tu, "iat": Timestamp::now().as_second(), "jti": random_id(), "nonce": nonce});
+    oauth_error(token_request(&http, &base, &assertion, scope, Some(&wrong_htu)).await, 400, "invalid_dpop_proof")
+        .await;
+    let mut claims =
+        json!({"htm": "POST", "htu": tu, "iat": Timestamp::now().as_second(), "jti": random_id(), "nonce": nonce});
     let mut header = jsonwebtoken::Header::new(key.alg);
     header.typ = Some("JWT".into());
     header.jwk = Some(serde_json::from_value(key.public_jwk.clone()).unwrap());
     let wrong_typ = key.sign(header, &claims);
-    oauth_error(token_request(&http, &base, &assertion, scope, Some(&wrong_typ)).await, 400, "invalid_dpop_proof").await;
+    oauth_error(token_request(&http, &base, &assertion, scope, Some(&wrong_typ)).await, 400, "invalid_dpop_proof")
+        .await;
     claims["iat"] = json!(Timestamp::now().as_second() - 3600);
     let stale = key.dpop_with(claims);
     oauth_error(token_request(&http, &base, &assertion, scope, Some(&stale)).await, 400, "invalid_dpop_proof").await;
@@ -239,7 +273,10 @@ async fn dpop_clients_get_a_nonce_challenge_then_a_bound_token() {
         ("proof without ath", call(Some(key.dpop("GET", &url, None, None)), "DPoP").await.unwrap()),
         ("proof for another token", call(Some(key.dpop("GET", &url, None, Some("other"))), "DPoP").await.unwrap()),
         ("proof for another method", call(Some(key.dpop("PUT", &url, None, Some(&access))), "DPoP").await.unwrap()),
-        ("proof by another key", call(Some(ClientKey::ec().dpop("GET", &url, None, Some(&access))), "DPoP").await.unwrap()),
+        (
+            "proof by another key",
+            call(Some(ClientKey::ec().dpop("GET", &url, None, Some(&access))), "DPoP").await.unwrap(),
+        ),
     ];
     for (why, response) in refused {
         assert_eq!(response.status(), 401, "{why}");

@@ -86,10 +86,10 @@ fn to_json_schema(schema: &Value, refs: &mut BTreeSet<String>) -> Value {
                     }
                 }
             }
-            if map.get("nullable") == Some(&Value::Bool(true)) {
-                if let Some(Value::String(t)) = out.get("type").cloned() {
-                    out.insert("type".into(), json!([t, "null"]));
-                }
+            if map.get("nullable") == Some(&Value::Bool(true))
+                && let Some(Value::String(t)) = out.get("type").cloned()
+            {
+                out.insert("type".into(), json!([t, "null"]));
             }
             Value::Object(out)
         }
@@ -127,7 +127,9 @@ fn resolve<'a>(schema: &'a Value, instance: &Value, discriminate: bool) -> &'a V
     let target = component("schemas", ref_name(reference));
     if let Some(discriminator) = target.get("discriminator").filter(|_| discriminate) {
         let property = discriminator["propertyName"].as_str().unwrap();
-        if let Some(mapped) = instance.get(property).and_then(Value::as_str).and_then(|v| discriminator["mapping"].get(v)) {
+        if let Some(mapped) =
+            instance.get(property).and_then(Value::as_str).and_then(|v| discriminator["mapping"].get(v))
+        {
             let mapped = component("schemas", ref_name(mapped.as_str().unwrap()));
             return mapped;
         }
@@ -200,7 +202,9 @@ fn check(operation_id: &str, status: u16, content_type: &str, body: &str) -> Vec
     };
     // The discriminator picks the concrete schema before JSON Schema sees it.
     let concrete = match &schema {
-        s if s.get("$ref").is_some() => json!({"$ref": format!("#/components/schemas/{}", ref_name(resolve_name(s, &instance)))}),
+        s if s.get("$ref").is_some() => {
+            json!({"$ref": format!("#/components/schemas/{}", ref_name(resolve_name(s, &instance)))})
+        }
         s if s.get("items").is_some_and(|i| i.get("$ref").is_some()) => {
             let first = instance.as_array().and_then(|a| a.first()).cloned().unwrap_or(Value::Null);
             json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{}", resolve_name(&s["items"], &first))}})
@@ -239,7 +243,8 @@ struct Answer {
 async fn answer(request: reqwest::RequestBuilder) -> Answer {
     let response = request.send().await.expect("request");
     let status = response.status().as_u16();
-    let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let content_type =
+        response.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
     Answer { status, content_type, body: response.text().await.unwrap() }
 }
 
@@ -260,7 +265,8 @@ fn the_jwk_has_exactly_the_fields_of_oktas_example() {
     // The spec's example spells one key `x5t#S256"` (see shared/okta/NOTICE.md); real answers,
     // like the seed page, say `x5t#S256`.
     let example = &component("examples", "KeyCredentialExample")["value"];
-    let fields: BTreeSet<String> = example.as_object().unwrap().keys().map(|k| k.trim_end_matches('"').to_string()).collect();
+    let fields: BTreeSet<String> =
+        example.as_object().unwrap().keys().map(|k| k.trim_end_matches('"').to_string()).collect();
     let now: jiff::Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
     let key = okta_sim::keys::issue("org", now, now + days(730), now).unwrap();
     let ours: BTreeSet<String> = key.to_jwk().as_object().unwrap().keys().cloned().collect();
@@ -276,7 +282,8 @@ async fn every_answer_conforms_to_the_spec_for_its_operation() {
     let base = sim.base_url();
     let app_url = format!("{base}/api/v1/apps/{}", app.id);
     let keys_url = format!("{app_url}/credentials/keys");
-    let put_body = json!({"label": "Contract", "signOnMode": "SAML_2_0", "credentials": {"signing": {"kid": app.kids[1]}}});
+    let put_body =
+        json!({"label": "Contract", "signOnMode": "SAML_2_0", "credentials": {"signing": {"kid": app.kids[1]}}});
 
     let mut cases: Vec<(&str, u16, Answer)> = vec![
         ("listApplications", 200, answer(ssws(http.get(format!("{base}/api/v1/apps?limit=5")))).await),
@@ -285,31 +292,92 @@ async fn every_answer_conforms_to_the_spec_for_its_operation() {
         ("getApplication", 404, answer(ssws(http.get(format!("{base}/api/v1/apps/0oanone")))).await),
         ("getApplication", 401, answer(http.get(&app_url)).await),
         ("replaceApplication", 200, answer(ssws(http.put(&app_url)).json(&put_body)).await),
-        ("replaceApplication", 400, answer(ssws(http.put(&app_url)).json(&json!({"label": "x", "signOnMode": "SAML_2_0", "credentials": {"signing": {"kid": "nope"}}}))).await),
-        ("replaceApplication", 404, answer(ssws(http.put(format!("{base}/api/v1/apps/0oanone"))).json(&put_body)).await),
+        (
+            "replaceApplication",
+            400,
+            answer(
+                ssws(http.put(&app_url)).json(
+                    &json!({"label": "x", "signOnMode": "SAML_2_0", "credentials": {"signing": {"kid": "nope"}}}),
+                ),
+            )
+            .await,
+        ),
+        (
+            "replaceApplication",
+            404,
+            answer(ssws(http.put(format!("{base}/api/v1/apps/0oanone"))).json(&put_body)).await,
+        ),
         ("listApplicationKeys", 200, answer(ssws(http.get(&keys_url))).await),
         ("getApplicationKey", 200, answer(ssws(http.get(format!("{keys_url}/{}", app.kids[0])))).await),
         ("getApplicationKey", 404, answer(ssws(http.get(format!("{keys_url}/nope")))).await),
         ("generateApplicationKey", 201, answer(ssws(http.post(format!("{keys_url}/generate?validityYears=5")))).await),
         ("generateApplicationKey", 400, answer(ssws(http.post(format!("{keys_url}/generate?validityYears=12")))).await),
-        ("generateApplicationKey", 404, answer(ssws(http.post(format!("{base}/api/v1/apps/0oanone/credentials/keys/generate?validityYears=5")))).await),
-        ("cloneApplicationKey", 201, answer(ssws(http.post(format!("{keys_url}/{}/clone?targetAid={}", app.kids[0], bare.id)))).await),
-        ("cloneApplicationKey", 400, answer(ssws(http.post(format!("{keys_url}/{}/clone?targetAid={}", app.kids[0], bare.id)))).await),
-        ("previewSAMLmetadataForApplication", 200, answer(ssws(http.get(format!("{app_url}/sso/saml/metadata?kid={}", app.kids[0])))).await),
-        ("previewSAMLmetadataForApplication", 404, answer(ssws(http.get(format!("{app_url}/sso/saml/metadata?kid=nope")))).await),
+        (
+            "generateApplicationKey",
+            404,
+            answer(ssws(http.post(format!("{base}/api/v1/apps/0oanone/credentials/keys/generate?validityYears=5"))))
+                .await,
+        ),
+        (
+            "cloneApplicationKey",
+            201,
+            answer(ssws(http.post(format!("{keys_url}/{}/clone?targetAid={}", app.kids[0], bare.id)))).await,
+        ),
+        (
+            "cloneApplicationKey",
+            400,
+            answer(ssws(http.post(format!("{keys_url}/{}/clone?targetAid={}", app.kids[0], bare.id)))).await,
+        ),
+        (
+            "previewSAMLmetadataForApplication",
+            200,
+            answer(ssws(http.get(format!("{app_url}/sso/saml/metadata?kid={}", app.kids[0])))).await,
+        ),
+        (
+            "previewSAMLmetadataForApplication",
+            404,
+            answer(ssws(http.get(format!("{app_url}/sso/saml/metadata?kid=nope")))).await,
+        ),
         ("listApplicationKeys", 405, answer(ssws(http.delete(&keys_url))).await),
     ];
 
     // 403: a token without the manage scope.
     let key = ClientKey::ec();
-    sim.add_oauth_client(okta_sim::OAuthClient { client_id: "0oaro".into(), public_jwk: key.public_jwk.clone(), scopes: vec!["okta.apps.read".into()], require_dpop: false });
-    let token = json_of(token_request(&http, &base, &key.assertion("0oaro", &format!("{base}/oauth2/v1/token")), "okta.apps.read", None).await).await;
+    sim.add_oauth_client(okta_sim::OAuthClient {
+        client_id: "0oaro".into(),
+        public_jwk: key.public_jwk.clone(),
+        scopes: vec!["okta.apps.read".into()],
+        require_dpop: false,
+    });
+    let token = json_of(
+        token_request(
+            &http,
+            &base,
+            &key.assertion("0oaro", &format!("{base}/oauth2/v1/token")),
+            "okta.apps.read",
+            None,
+        )
+        .await,
+    )
+    .await;
     let access = token["access_token"].as_str().unwrap().to_string();
-    cases.push(("generateApplicationKey", 403, answer(http.post(format!("{keys_url}/generate?validityYears=5")).bearer_auth(&access)).await));
+    cases.push((
+        "generateApplicationKey",
+        403,
+        answer(http.post(format!("{keys_url}/generate?validityYears=5")).bearer_auth(&access)).await,
+    ));
     // 500 and 429 through a fault and a tight limit.
-    sim.inject_fault(Fault { method: None, path_prefix: app_url.trim_start_matches(&base).to_string(), count: 1, kind: FaultKind::Status { status: 500, error_code: "E0000009".into(), summary: "Internal Server Error".into() } });
+    sim.inject_fault(Fault {
+        method: None,
+        path_prefix: app_url.trim_start_matches(&base).to_string(),
+        count: 1,
+        kind: FaultKind::Status { status: 500, error_code: "E0000009".into(), summary: "Internal Server Error".into() },
+    });
     cases.push(("getApplication", 500, answer(ssws(http.get(&app_url))).await));
-    sim.set_rate_limits(okta_sim::RateLimits { app_instance: okta_sim::BucketLimit::per_minute(0), ..okta_sim::RateLimits::unlimited() });
+    sim.set_rate_limits(okta_sim::RateLimits {
+        app_instance: okta_sim::BucketLimit::per_minute(0),
+        ..okta_sim::RateLimits::unlimited()
+    });
     cases.push(("getApplication", 429, answer(ssws(http.get(&app_url))).await));
 
     let mut failures = Vec::new();

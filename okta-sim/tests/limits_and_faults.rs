@@ -22,7 +22,8 @@ fn header_u64(response: &reqwest::Response, name: &str) -> u64 {
 
 #[tokio::test]
 async fn every_answer_carries_rate_limit_headers_and_429_follows_the_limit() {
-    let sim = start_with(SimConfig { rate_limits: limits(3, 5, Duration::from_secs(60)), ..SimConfig::default() }).await;
+    let sim =
+        start_with(SimConfig { rate_limits: limits(3, 5, Duration::from_secs(60)), ..SimConfig::default() }).await;
     let app = seed(&sim, "App", 0);
     let http = client();
     let keys = format!("{}/api/v1/apps/{}/credentials/keys", sim.base_url(), app.id);
@@ -77,7 +78,9 @@ async fn a_short_window_refills_the_bucket() {
 
 #[tokio::test]
 async fn requests_beyond_the_concurrency_limit_are_refused_at_once() {
-    let sim = start_with(SimConfig { concurrency_limit: 1, rate_limits: RateLimits::unlimited(), ..SimConfig::default() }).await;
+    let sim =
+        start_with(SimConfig { concurrency_limit: 1, rate_limits: RateLimits::unlimited(), ..SimConfig::default() })
+            .await;
     let http = client();
     let url = format!("{}/api/v1/apps", sim.base_url());
     sim.inject_fault(Fault {
@@ -152,7 +155,10 @@ async fn spoiling_faults_carry_the_call_out_and_lose_the_answer() {
     let statuses: Vec<u16> = sim.calls().iter().map(|c| c.status).collect();
     assert_eq!(statuses, [201, 201, 0]);
     // The simulator still serves after a reset.
-    assert_eq!(ssws(http.get(format!("{}/api/v1/apps/{}", sim.base_url(), app.id))).send().await.unwrap().status(), 200);
+    assert_eq!(
+        ssws(http.get(format!("{}/api/v1/apps/{}", sim.base_url(), app.id))).send().await.unwrap().status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -183,7 +189,8 @@ async fn the_control_api_does_over_http_what_the_library_does() {
     assert_eq!(seeded.status(), 201);
     let seeded = json_of(seeded).await;
     let id = seeded["id"].as_str().unwrap().to_string();
-    let kids: Vec<String> = seeded["kids"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
+    let kids: Vec<String> =
+        seeded["kids"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
     assert_eq!(sim.active_kid(&id).as_deref(), Some(kids[0].as_str()));
 
     let app = http.get(format!("{base}/api/v1/apps/{id}")).header("Authorization", "SSWS demo").send().await.unwrap();
@@ -196,21 +203,33 @@ async fn the_control_api_does_over_http_what_the_library_does() {
     let bad = http.put(control(&format!("/apps/{id}/active-kid"))).json(&json!({"kid": "nope"})).send().await.unwrap();
     assert_eq!(bad.status(), 404);
 
-    let added = http.post(control(&format!("/apps/{id}/keys"))).json(&json!({"not_before": now.to_string(), "not_after": (now + days(10)).to_string()})).send().await.unwrap();
+    let added = http
+        .post(control(&format!("/apps/{id}/keys")))
+        .json(&json!({"not_before": now.to_string(), "not_after": (now + days(10)).to_string()}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(added.status(), 201);
     let keys = json_of(http.get(control(&format!("/apps/{id}/keys"))).send().await.unwrap()).await;
     assert_eq!(keys.as_array().unwrap().len(), 3);
-    let backwards = http.post(control(&format!("/apps/{id}/keys"))).json(&json!({"not_before": now.to_string(), "not_after": now.to_string()})).send().await.unwrap();
+    let backwards = http
+        .post(control(&format!("/apps/{id}/keys")))
+        .json(&json!({"not_before": now.to_string(), "not_after": now.to_string()}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(backwards.status(), 400);
 
-    let advanced = json_of(http.post(control("/clock/advance")).json(&json!({"seconds": 86400})).send().await.unwrap()).await;
+    let advanced =
+        json_of(http.post(control("/clock/advance")).json(&json!({"seconds": 86400})).send().await.unwrap()).await;
     let advanced: jiff::Timestamp = advanced["now"].as_str().unwrap().parse().unwrap();
     assert!(advanced >= now + days(1));
 
     let fault = json!({"method": "GET", "path_prefix": "/api/v1/apps", "count": 1,
                        "kind": {"type": "status", "value": {"status": 500, "error_code": "E0000009", "summary": "Internal Server Error"}}});
     assert_eq!(http.post(control("/faults")).json(&fault).send().await.unwrap().status(), 204);
-    let failed = http.get(format!("{base}/api/v1/apps/{id}")).header("Authorization", "SSWS demo").send().await.unwrap();
+    let failed =
+        http.get(format!("{base}/api/v1/apps/{id}")).header("Authorization", "SSWS demo").send().await.unwrap();
     let error = expect_okta_error(failed, 500, "E0000009").await;
     assert_eq!(error["errorLink"], "E0000000");
     let latency = json!({"path_prefix": "/api", "count": 1, "kind": {"type": "latency", "value": 10}});
@@ -231,6 +250,7 @@ async fn the_control_api_does_over_http_what_the_library_does() {
     assert_eq!(http.post(control("/reset")).send().await.unwrap().status(), 204);
     assert!(sim.calls().is_empty());
     assert!(sim.now() < advanced, "the clock is back to real time");
-    let after_reset = http.get(format!("{base}/api/v1/apps")).header("Authorization", "SSWS demo").send().await.unwrap();
+    let after_reset =
+        http.get(format!("{base}/api/v1/apps")).header("Authorization", "SSWS demo").send().await.unwrap();
     assert_eq!(after_reset.status(), 401, "tokens are forgotten");
 }

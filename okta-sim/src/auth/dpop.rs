@@ -2,9 +2,9 @@
 
 use std::collections::HashSet;
 
+use axum::http::Method;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use axum::http::Method;
 use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
@@ -93,10 +93,10 @@ pub fn verify(book: &mut AuthBook, proof: &str, expect: &Expect<'_>) -> Result<S
     if book.used_proof_ids.contains(&jti) {
         return Err(invalid("The DPoP proof 'jti' has already been used."));
     }
-    if let Some(token) = expect.access_token {
-        if claim("ath") != Some(access_token_hash(token).as_str()) {
-            return Err(invalid("The DPoP proof 'ath' does not match the access token."));
-        }
+    if let Some(token) = expect.access_token
+        && claim("ath") != Some(access_token_hash(token).as_str())
+    {
+        return Err(invalid("The DPoP proof 'ath' does not match the access token."));
     }
     if expect.nonce && !claim("nonce").is_some_and(|n| book.dpop_nonces.contains(n)) {
         return Err(ProofError::NeedsNonce);

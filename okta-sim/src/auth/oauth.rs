@@ -36,10 +36,9 @@ pub fn token(
     match issue(book, headers, form_body, token_url, now) {
         Ok(body) => {
             let mut response = json_response(StatusCode::OK, &body);
-            response.headers_mut().insert(
-                axum::http::header::CACHE_CONTROL,
-                axum::http::HeaderValue::from_static("no-cache, no-store"),
-            );
+            response
+                .headers_mut()
+                .insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-cache, no-store"));
             response
         }
         Err(error) => error.into_response(),
@@ -145,10 +144,7 @@ fn find_client(book: &AuthBook, assertion: &str, client_id: &str) -> Result<OAut
     } else {
         client_id.to_string()
     };
-    book.clients
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| OAuthError::invalid_client("The client_id is not valid."))
+    book.clients.get(&id).cloned().ok_or_else(|| OAuthError::invalid_client("The client_id is not valid."))
 }
 
 /// Checks the `private_key_jwt` assertion; returns its `jti` (not yet recorded).
@@ -163,10 +159,10 @@ fn verify_assertion(
         .map_err(|_| OAuthError::invalid_client("The client's registered JWK is not usable."))?;
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| bad_signature())?;
     let registered_kid = client.public_jwk.get("kid").and_then(Value::as_str);
-    if let (Some(sent), Some(registered)) = (header.kid.as_deref(), registered_kid) {
-        if sent != registered {
-            return Err(bad_signature());
-        }
+    if let (Some(sent), Some(registered)) = (header.kid.as_deref(), registered_kid)
+        && sent != registered
+    {
+        return Err(bad_signature());
     }
     let algorithm_fits = match client.public_jwk.get("kty").and_then(Value::as_str) {
         Some("RSA") => matches!(header.alg, Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512),
@@ -189,7 +185,9 @@ fn verify_assertion(
             use jsonwebtoken::errors::ErrorKind;
             let why = match e.kind() {
                 ErrorKind::ExpiredSignature => "The client_assertion token is expired.",
-                ErrorKind::InvalidAudience => "The audience claim for client_assertion must be the endpoint invoked for the request.",
+                ErrorKind::InvalidAudience => {
+                    "The audience claim for client_assertion must be the endpoint invoked for the request."
+                }
                 ErrorKind::MissingRequiredClaim(_) => "The client_assertion token is missing a required claim.",
                 _ => "The client_assertion signature is invalid.",
             };

@@ -58,7 +58,7 @@ pub async fn expect_okta_error(response: reqwest::Response, status: u16, code: &
     assert_eq!(response.status().as_u16(), status, "status");
     let body = json_of(response).await;
     assert_eq!(body["errorCode"], code, "{body}");
-    assert_eq!(body["errorLink"].as_str().is_some(), true, "{body}");
+    assert!(body["errorLink"].as_str().is_some(), "{body}");
     assert!(body["errorId"].as_str().is_some_and(|id| !id.is_empty()), "{body}");
     assert!(body["errorSummary"].as_str().is_some(), "{body}");
     assert!(body["errorCauses"].is_array(), "{body}");
