@@ -137,6 +137,10 @@ impl ConcurrencyLimit {
         (before < self.limit.load(Ordering::SeqCst)).then_some(slot)
     }
 
+    pub fn limit(&self) -> usize {
+        self.limit.load(Ordering::SeqCst)
+    }
+
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
     }

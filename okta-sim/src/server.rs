@@ -112,7 +112,7 @@ async fn answer(
     let route = Route::of(path);
     let Some(_slot) = state.concurrency.try_enter() else {
         // Okta reports the concurrency limit itself in the headers of such a 429.
-        let limit = u32::try_from(state.concurrency.in_flight()).unwrap_or(u32::MAX).saturating_sub(1);
+        let limit = u32::try_from(state.concurrency.limit()).unwrap_or(u32::MAX);
         let reset = jiff::Timestamp::now().as_second().unsigned_abs() + 1;
         let verdict = Verdict { allowed: false, limit, remaining: 0, reset };
         return (OktaError::too_many_requests().into_response(), verdict, None);

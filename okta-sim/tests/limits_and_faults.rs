@@ -98,6 +98,8 @@ async fn requests_beyond_the_concurrency_limit_are_refused_at_once() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let refused = ssws(http.get(&url)).send().await.unwrap();
+    assert_eq!(header_u64(&refused, "x-rate-limit-limit"), 1, "the concurrency limit");
+    assert_eq!(header_u64(&refused, "x-rate-limit-remaining"), 0);
     expect_okta_error(refused, 429, "E0000047").await;
     assert_eq!(slow.await.unwrap().unwrap().status(), 200);
     assert_eq!(ssws(http.get(&url)).send().await.unwrap().status(), 200);
