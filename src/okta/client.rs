@@ -153,9 +153,7 @@ pub fn check_base_url(url: &Url, allow_insecure_http: bool) -> Result<()> {
         return Err(OktaError::Config("the org URL has no host".into()));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(OktaError::Config(
-            "the org URL must not carry credentials".into(),
-        ));
+        return Err(OktaError::Config("the org URL must not carry credentials".into()));
     }
     Ok(())
 }
@@ -170,9 +168,7 @@ impl OktaClient {
     pub fn new(config: OrgConfig) -> Result<OktaClient> {
         check_base_url(&config.base_url, config.allow_insecure_http)?;
         if config.retry.max_attempts == 0 {
-            return Err(OktaError::Config(
-                "retry.max_attempts must be at least 1".into(),
-            ));
+            return Err(OktaError::Config("retry.max_attempts must be at least 1".into()));
         }
         install_crypto_provider();
         let http = reqwest::Client::builder()
@@ -241,9 +237,7 @@ impl OktaClient {
     /// or rewritten. Returns the app as Okta answered the PUT; the caller confirms the kid.
     pub async fn activate_key(&self, app_id: &str, kid: &str) -> Result<Application> {
         let url = self.url(&["api", "v1", "apps", app_id]);
-        let current: Value = self
-            .get_json(url.clone(), "GET /api/v1/apps/{appId}")
-            .await?;
+        let current: Value = self.get_json(url.clone(), "GET /api/v1/apps/{appId}").await?;
         let body = activation_body(&current, kid)?;
         let answer = self
             .execute(Call {
@@ -262,15 +256,13 @@ impl OktaClient {
     /// `GET /api/v1/apps/{appId}/credentials/keys`.
     pub async fn list_keys(&self, app_id: &str) -> Result<Vec<KeyCredential>> {
         let url = self.url(&["api", "v1", "apps", app_id, "credentials", "keys"]);
-        self.get_json(url, "GET /api/v1/apps/{appId}/credentials/keys")
-            .await
+        self.get_json(url, "GET /api/v1/apps/{appId}/credentials/keys").await
     }
 
     /// `GET /api/v1/apps/{appId}/credentials/keys/{kid}`.
     pub async fn get_key(&self, app_id: &str, kid: &str) -> Result<KeyCredential> {
         let url = self.url(&["api", "v1", "apps", app_id, "credentials", "keys", kid]);
-        self.get_json(url, "GET /api/v1/apps/{appId}/credentials/keys/{kid}")
-            .await
+        self.get_json(url, "GET /api/v1/apps/{appId}/credentials/keys/{kid}").await
     }
 
     /// `POST /api/v1/apps/{appId}/credentials/keys/generate?validityYears=N`, N in 2..=10.
@@ -282,21 +274,10 @@ impl OktaClient {
     /// token refresh, connection refused).
     pub async fn generate_key(&self, app_id: &str, validity_years: u8) -> Result<KeyCredential> {
         if !(2..=10).contains(&validity_years) {
-            return Err(OktaError::Config(format!(
-                "validityYears must be within 2..10, not {validity_years}"
-            )));
+            return Err(OktaError::Config(format!("validityYears must be within 2..10, not {validity_years}")));
         }
-        let mut url = self.url(&[
-            "api",
-            "v1",
-            "apps",
-            app_id,
-            "credentials",
-            "keys",
-            "generate",
-        ]);
-        url.query_pairs_mut()
-            .append_pair("validityYears", &validity_years.to_string());
+        let mut url = self.url(&["api", "v1", "apps", app_id, "credentials", "keys", "generate"]);
+        url.query_pairs_mut().append_pair("validityYears", &validity_years.to_string());
         let answer = self
             .execute(Call {
                 method: Method::POST,
@@ -312,24 +293,9 @@ impl OktaClient {
 
     /// `POST /api/v1/apps/{appId}/credentials/keys/{kid}/clone?targetAid=...`. Not retried
     /// after an unknown outcome, like `generate_key`.
-    pub async fn clone_key(
-        &self,
-        app_id: &str,
-        kid: &str,
-        target_app_id: &str,
-    ) -> Result<KeyCredential> {
-        let mut url = self.url(&[
-            "api",
-            "v1",
-            "apps",
-            app_id,
-            "credentials",
-            "keys",
-            kid,
-            "clone",
-        ]);
-        url.query_pairs_mut()
-            .append_pair("targetAid", target_app_id);
+    pub async fn clone_key(&self, app_id: &str, kid: &str, target_app_id: &str) -> Result<KeyCredential> {
+        let mut url = self.url(&["api", "v1", "apps", app_id, "credentials", "keys", kid, "clone"]);
+        url.query_pairs_mut().append_pair("targetAid", target_app_id);
         let answer = self
             .execute(Call {
                 method: Method::POST,
@@ -357,17 +323,8 @@ impl OktaClient {
                 idempotency: Idempotency::Idempotent,
             })
             .await?;
-        let text =
-            String::from_utf8(answer.body.to_vec()).map_err(|_| OktaError::UndecodableBody {
-                status: answer.status,
-                reason: "SAML metadata is not UTF-8".into(),
-            })?;
-        if !text.trim_start().starts_with('<') {
-            return Err(OktaError::UndecodableBody {
-                status: answer.status,
-                reason: "SAML metadata is not XML".into(),
-            });
-        }
+        // check_body has verified that the body is UTF-8 and starts like XML.
+        let text = String::from_utf8_lossy(&answer.body).into_owned();
         Ok(text)
     }
 
@@ -411,9 +368,7 @@ impl OktaClient {
                 .await?;
             let page: Vec<Application> = decode(&answer)?;
             apps.extend(page);
-            next = next_link(&answer.headers)
-                .map(|link| self.same_origin(&link))
-                .transpose()?;
+            next = next_link(&answer.headers).map(|link| self.same_origin(&link)).transpose()?;
         }
         Ok(apps)
     }
@@ -435,10 +390,7 @@ impl OktaClient {
             .inner
             .base_url
             .join(link)
-            .map_err(|_| OktaError::UndecodableBody {
-                status: 200,
-                reason: "malformed next link".into(),
-            })?;
+            .map_err(|_| OktaError::UndecodableBody { status: 200, reason: "malformed next link".into() })?;
         if url.origin() != self.inner.base_url.origin() {
             return Err(OktaError::UndecodableBody {
                 status: 200,
@@ -479,13 +431,11 @@ impl OktaClient {
             headers.insert(http::header::ACCEPT, HeaderValue::from_static(call.accept));
             let body = match &call.body {
                 Some(value) => {
-                    headers.insert(
-                        http::header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    );
-                    Some(serde_json::to_vec(value).map_err(|err| {
-                        OktaError::Config(format!("cannot encode request: {err}"))
-                    })?)
+                    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    Some(
+                        serde_json::to_vec(value)
+                            .map_err(|err| OktaError::Config(format!("cannot encode request: {err}")))?,
+                    )
                 }
                 None => None,
             };
@@ -493,13 +443,7 @@ impl OktaClient {
             // generate may be tried again.
             let presented = match inner
                 .auth
-                .authorize(
-                    &inner.transport,
-                    &call.method,
-                    &call.url,
-                    stale_token,
-                    &mut headers,
-                )
+                .authorize(&inner.transport, &call.method, &call.url, stale_token, &mut headers)
                 .await
             {
                 Ok(presented) => presented,
@@ -533,7 +477,16 @@ impl OktaClient {
                 }
             };
             match answer.status {
-                200..=299 => return Ok(answer),
+                200..=299 => match check_body(&answer, call.accept) {
+                    Ok(()) => return Ok(answer),
+                    // A spoiled body of a read is just read again; a spoiled body of a generate
+                    // still means the key exists, so that error goes back to the caller.
+                    Err(err) if call.idempotency == Idempotency::Idempotent && may_retry => {
+                        self.pause(&err, attempt).await;
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                },
                 300..=399 => {
                     let location = answer
                         .headers
@@ -541,10 +494,7 @@ impl OktaClient {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default()
                         .to_string();
-                    return Err(OktaError::Redirect {
-                        status: answer.status,
-                        location,
-                    });
+                    return Err(OktaError::Redirect { status: answer.status, location });
                 }
                 401 => {
                     // A DPoP resource server may demand a nonce first; that is not a bad token.
@@ -561,10 +511,7 @@ impl OktaClient {
                         refreshed = true;
                         stale_token = presented.token_generation;
                         attempt -= 1;
-                        tracing::debug!(
-                            endpoint = call.endpoint,
-                            "401 from Okta; refreshing the token once"
-                        );
+                        tracing::debug!(endpoint = call.endpoint, "401 from Okta; refreshing the token once");
                         continue;
                     }
                     return Err(OktaError::from_status(401, &answer.body, Duration::ZERO));
@@ -602,10 +549,7 @@ impl OktaClient {
     /// Jittered exponential backoff before the next attempt.
     async fn pause(&self, err: &OktaError, attempt: u32) {
         let retry = &self.inner.retry;
-        let exponential = retry
-            .base_delay
-            .saturating_mul(1u32 << (attempt - 1).min(16))
-            .min(retry.max_delay);
+        let exponential = retry.base_delay.saturating_mul(1u32 << (attempt - 1).min(16)).min(retry.max_delay);
         // Full delay halved plus a random half: spreads retries of many reconciles apart.
         let half = exponential / 2;
         let jitter = half.mul_f64(rand::random::<f64>());
@@ -630,14 +574,23 @@ fn asks_for_nonce(answer: &Answer) -> bool {
     in_header || ErrorBody::parse(&answer.body).error_code.as_deref() == Some("use_dpop_nonce")
 }
 
+/// Whether a success answer's body is complete in its format, before it is decoded to a type.
+fn check_body(answer: &Answer, accept: &str) -> Result<()> {
+    let undecodable = |reason: String| OktaError::UndecodableBody { status: answer.status, reason };
+    if accept == "application/json" {
+        serde_json::from_slice::<serde::de::IgnoredAny>(&answer.body)
+            .map(|_| ())
+            .map_err(|err| undecodable(format!("not JSON: {err}")))
+    } else {
+        let text = std::str::from_utf8(&answer.body).map_err(|_| undecodable("not UTF-8 text".into()))?;
+        if text.trim_start().starts_with('<') { Ok(()) } else { Err(undecodable("not XML".into())) }
+    }
+}
+
 fn decode<T: DeserializeOwned>(answer: &Answer) -> Result<T> {
     serde_json::from_slice(&answer.body).map_err(|err| OktaError::UndecodableBody {
         status: answer.status,
-        reason: if answer.body.is_empty() {
-            "empty body".into()
-        } else {
-            format!("not the expected JSON: {err}")
-        },
+        reason: if answer.body.is_empty() { "empty body".into() } else { format!("not the expected JSON: {err}") },
     })
 }
 
@@ -645,10 +598,7 @@ fn decode<T: DeserializeOwned>(answer: &Answer) -> Result<T> {
 fn activation_body(app: &Value, kid: &str) -> Result<Value> {
     let field = |name: &str| app.get(name).filter(|v| !v.is_null()).cloned();
     let (Some(label), Some(sign_on_mode)) = (field("label"), field("signOnMode")) else {
-        return Err(OktaError::UndecodableBody {
-            status: 200,
-            reason: "the app has no label or signOnMode".into(),
-        });
+        return Err(OktaError::UndecodableBody { status: 200, reason: "the app has no label or signOnMode".into() });
     };
     let mut body = Map::new();
     if let Some(name) = field("name") {
@@ -673,11 +623,7 @@ fn next_link(headers: &HeaderMap) -> Option<String> {
                     return false;
                 };
                 key.trim().eq_ignore_ascii_case("rel")
-                    && value
-                        .trim()
-                        .trim_matches('"')
-                        .split_whitespace()
-                        .any(|rel| rel.eq_ignore_ascii_case("next"))
+                    && value.trim().trim_matches('"').split_whitespace().any(|rel| rel.eq_ignore_ascii_case("next"))
             });
             if is_next && target.starts_with('<') && target.ends_with('>') {
                 return Some(target[1..target.len() - 1].to_string());
@@ -730,19 +676,11 @@ mod tests {
         );
         headers.append(
             http::header::LINK,
-            HeaderValue::from_static(
-                "<https://acme.okta.com/api/v1/apps?after=0oa2&limit=2>; rel=\"next\"",
-            ),
+            HeaderValue::from_static("<https://acme.okta.com/api/v1/apps?after=0oa2&limit=2>; rel=\"next\""),
         );
-        assert_eq!(
-            next_link(&headers).as_deref(),
-            Some("https://acme.okta.com/api/v1/apps?after=0oa2&limit=2")
-        );
+        assert_eq!(next_link(&headers).as_deref(), Some("https://acme.okta.com/api/v1/apps?after=0oa2&limit=2"));
         let mut combined = HeaderMap::new();
-        combined.insert(
-            http::header::LINK,
-            HeaderValue::from_static("<a?x=1>; rel=\"self\", <b?after=9>; rel=next"),
-        );
+        combined.insert(http::header::LINK, HeaderValue::from_static("<a?x=1>; rel=\"self\", <b?after=9>; rel=next"));
         assert_eq!(next_link(&combined).as_deref(), Some("b?after=9"));
         assert_eq!(next_link(&HeaderMap::new()), None);
     }
@@ -754,10 +692,7 @@ mod tests {
             Auth::ApiToken("t".to_string().into()),
         ))
         .unwrap();
-        assert_eq!(
-            client.url(&["api", "v1", "apps", "a/b?c"]).as_str(),
-            "https://acme.okta.com/api/v1/apps/a%2Fb%3Fc"
-        );
+        assert_eq!(client.url(&["api", "v1", "apps", "a/b?c"]).as_str(), "https://acme.okta.com/api/v1/apps/a%2Fb%3Fc");
     }
 
     #[test]
@@ -778,14 +713,9 @@ mod tests {
             Auth::ApiToken("t".to_string().into()),
         ))
         .unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         for years in [0, 1, 11] {
-            let err = runtime
-                .block_on(client.generate_key("0oa1", years))
-                .unwrap_err();
+            let err = runtime.block_on(client.generate_key("0oa1", years)).unwrap_err();
             assert!(matches!(err, OktaError::Config(_)), "{err}");
         }
     }
