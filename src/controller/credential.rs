@@ -65,12 +65,16 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
         status.failed_attempts = 0;
         status.last_failure_time = None;
     }
+    if let Ok(policy) = Policy::from_spec(&credential.spec) {
+        // renewalTime follows a changed renewBefore at once, not only after the next rotation.
+        status = record::observed(&status, &policy, generation);
+    }
     status.observed_generation = generation;
 
     let started = std::time::Instant::now();
     let result = step(&credential, &ctx, &api, status.clone(), now).await;
     ctx.metrics.reconcile_duration(started.elapsed());
-    let (mut next, action) = match result {
+    let (next, action) = match result {
         Ok(done) => {
             let mut next = done.status;
             next.failed_attempts = 0;
@@ -101,7 +105,6 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
             (next, Action::requeue(delay))
         }
     };
-    next.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
     write_status(&api, &credential, &next).await?;
     ctx.metrics.observe_credential(&credential, &next);
     Ok(action)

@@ -3,7 +3,8 @@
 
 use crate::api::{FIELD_MANAGER, RotationPhase, SamlAppCredential, SamlAppCredentialStatus, conditions};
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use crate::rotation::record;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -17,26 +18,9 @@ pub struct ConditionState {
     pub message: String,
 }
 
-/// Puts `state` into `conditions`, keeping lastTransitionTime when the status did not flip.
+/// Puts `state` into `conditions` (lastTransitionTime moves only when the status flips).
 pub fn set_condition(conditions: &mut Vec<Condition>, state: ConditionState, generation: Option<i64>, now: Timestamp) {
-    let status = if state.status { "True" } else { "False" }.to_string();
-    let last_transition_time = conditions
-        .iter()
-        .find(|c| c.type_ == state.type_ && c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| Time(Timestamp::from_second(now.as_second()).unwrap_or(now)));
-    let condition = Condition {
-        type_: state.type_.to_string(),
-        status,
-        reason: state.reason.to_string(),
-        message: state.message,
-        observed_generation: generation,
-        last_transition_time,
-    };
-    match conditions.iter_mut().find(|c| c.type_ == state.type_) {
-        Some(existing) => *existing = condition,
-        None => conditions.push(condition),
-    }
+    record::set_condition(conditions, state.type_, state.status, state.reason, &state.message, generation, now);
     conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
 }
 

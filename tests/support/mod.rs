@@ -1,0 +1,257 @@
+//! End-to-end support: the real API server (testenv), the Okta simulator in-process, the CRDs from
+//! `crds/`, and the operator as a real `samlcred controller` process scoped to the test's namespace.
+#![allow(dead_code)]
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use okta_sim::{OktaSim, SeedApp, SeedKey, SeededApp, SimConfig};
+use samlcred::api::SamlAppCredential;
+use serde_json::{Value, json};
+use std::future::Future;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use testenv::TestNamespace;
+use tokio::sync::OnceCell;
+
+pub const TOKEN: &str = "e2e-api-token";
+
+/// One test's world: a namespace with an OktaOrg `acme` that points at a fresh simulator.
+pub struct World {
+    pub client: kube::Client,
+    pub ns: TestNamespace,
+    pub sim: OktaSim,
+}
+
+/// Installs `crds/` once per test binary and waits until they are served.
+pub async fn install_crds() {
+    static INSTALLED: OnceCell<()> = OnceCell::const_new();
+    INSTALLED
+        .get_or_init(|| async {
+            let crds_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+            let out = testenv::shared()
+                .kubectl()
+                .args(["apply", "--server-side", "--field-manager=e2e", "-f", crds_dir])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "kubectl apply crds/: {}", String::from_utf8_lossy(&out.stderr));
+            let out = testenv::shared()
+                .kubectl()
+                .args(["wait", "--for=condition=Established", "--timeout=60s"])
+                .args(["crd/samlappcredentials.samlcred.io", "crd/oktaorgs.samlcred.io", "crd/clusteroktaorgs.samlcred.io"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "CRDs not Established: {}", String::from_utf8_lossy(&out.stderr));
+        })
+        .await;
+}
+
+impl World {
+    pub async fn new(prefix: &str) -> World {
+        samlcred::okta::install_crypto_provider();
+        let client = testenv::client().await.unwrap();
+        install_crds().await;
+        let ns = TestNamespace::create(&client, prefix).await.unwrap();
+        let sim = OktaSim::start(SimConfig::default()).await.unwrap();
+        sim.add_api_token(TOKEN);
+        let world = World { client, ns, sim };
+        world.apply(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "okta-token"},
+            "stringData": {"token": TOKEN}
+        }))
+        .await;
+        world
+            .apply(json!({
+                "apiVersion": "samlcred.io/v1alpha1", "kind": "OktaOrg",
+                "metadata": {"name": "acme"},
+                "spec": {"url": world.sim.base_url(), "auth": {"apiToken": {"secretRef": {"name": "okta-token", "key": "token"}}}}
+            }))
+            .await;
+        world
+    }
+
+    /// Creates an object in the test namespace (any kind, from JSON).
+    pub async fn apply(&self, object: Value) {
+        let gvk = kube::api::GroupVersionKind::try_from(&kube::api::TypeMeta {
+            api_version: object["apiVersion"].as_str().unwrap().into(),
+            kind: object["kind"].as_str().unwrap().into(),
+        })
+        .unwrap();
+        let (resource, _) = kube::discovery::pinned_kind(&self.client, &gvk).await.unwrap();
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &self.ns.name, &resource);
+        let obj: DynamicObject = serde_json::from_value(object).unwrap();
+        api.create(&PostParams::default(), &obj).await.unwrap();
+    }
+
+    /// Seeds a SAML app whose active key expires `expires_in` from now.
+    pub fn seed_app(&self, expires_in: SignedDuration) -> SeededApp {
+        let now = Timestamp::now();
+        self.sim.seed_app(SeedApp {
+            id: None,
+            label: "e2e app".into(),
+            keys: vec![SeedKey { not_before: now - SignedDuration::from_hours(24 * 300), not_after: now + expires_in }],
+            active: 0,
+        })
+    }
+
+    /// Creates a SamlAppCredential for `app_id`; `spec` is merged over a minimal valid spec.
+    pub async fn create_credential(&self, name: &str, app_id: &str, spec: Value) {
+        let mut full = json!({"orgRef": {"name": "acme"}, "appId": app_id, "secretName": format!("{name}-idp")});
+        merge(&mut full, spec);
+        self.apply(json!({"apiVersion": "samlcred.io/v1alpha1", "kind": "SamlAppCredential", "metadata": {"name": name}, "spec": full}))
+            .await;
+    }
+
+    pub fn credentials(&self) -> Api<SamlAppCredential> {
+        Api::namespaced(self.client.clone(), &self.ns.name)
+    }
+
+    pub fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.ns.name)
+    }
+
+    pub async fn credential(&self, name: &str) -> SamlAppCredential {
+        self.credentials().get(name).await.unwrap()
+    }
+
+    /// Sets an annotation on a credential.
+    pub async fn annotate(&self, name: &str, key: &str, value: &str) {
+        let patch = json!({"metadata": {"annotations": {key: value}}});
+        self.credentials().patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    }
+
+    /// Starts `samlcred controller` watching only this test's namespace.
+    pub fn start_controller(&self, envs: &[(&str, &str)]) -> ControllerProcess {
+        ControllerProcess::start(&self.ns.name, envs)
+    }
+
+    /// How many keys the operator asked Okta to generate for `app_id`.
+    pub fn generate_calls(&self, app_id: &str) -> usize {
+        let path = format!("/api/v1/apps/{app_id}/credentials/keys/generate");
+        self.sim.calls().iter().filter(|c| c.method == "POST" && c.path == path && c.status == 201).count()
+    }
+
+    /// Number of Okta calls that write (generate, clone, PUT app).
+    pub fn okta_writes(&self) -> usize {
+        self.sim.calls().iter().filter(|c| c.method != "GET").count()
+    }
+}
+
+fn merge(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (Value::Object(base), Value::Object(overlay)) => {
+            for (k, v) in overlay {
+                merge(base.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (base, overlay) => *base = overlay,
+    }
+}
+
+/// A running `samlcred controller`; killed when dropped.
+pub struct ControllerProcess {
+    child: Child,
+    pub log: std::path::PathBuf,
+}
+
+impl ControllerProcess {
+    pub fn start(namespace: &str, envs: &[(&str, &str)]) -> ControllerProcess {
+        let plane = testenv::shared();
+        static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let log = plane.dir().join(format!("controller-{namespace}-{n}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_samlcred"));
+        cmd.args(["controller", "--allow-insecure-okta-http", "--log-format=text", "--log-level=info,samlcred=debug"])
+            .arg(format!("--namespaces={namespace}"))
+            .args(["--metrics-bind-address=127.0.0.1:0", "--health-bind-address=127.0.0.1:0"])
+            .env("KUBECONFIG", plane.kubeconfig())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        ControllerProcess { child: cmd.spawn().unwrap(), log }
+    }
+
+    /// Waits for the process to exit by itself (a failpoint); returns its exit code.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                panic!("controller did not exit within {timeout:?}; log {}", self.log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if Instant::now() > deadline {
+            testenv::mark_failed();
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The value of one condition of a credential: (status, reason, message).
+pub fn condition(credential: &SamlAppCredential, type_: &str) -> Option<(String, String, String)> {
+    let status = credential.status.as_ref()?;
+    let c = status.conditions.iter().find(|c| c.type_ == type_)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// The kids listed in the Secret's jwks.json (every certificate it publishes).
+pub fn secret_kids(secret: &Secret) -> Vec<String> {
+    let Some(jwks) = secret.data.as_ref().and_then(|d| d.get("jwks.json")) else { return vec![] };
+    let value: Value = serde_json::from_slice(&jwks.0).unwrap_or_default();
+    value["keys"].as_array().into_iter().flatten().filter_map(|k| k["kid"].as_str().map(str::to_string)).collect()
+}
+
+/// A data key of the Secret as text.
+pub fn secret_text(secret: &Secret, key: &str) -> Option<String> {
+    secret.data.as_ref()?.get(key).map(|v| String::from_utf8_lossy(&v.0).into_owned())
+}
+
+/// Events recorded for a credential, as (type, reason, note).
+pub async fn events(world: &World, name: &str) -> Vec<(String, String, String)> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(world.client.clone(), &world.ns.name);
+    let list = api.list(&Default::default()).await.unwrap();
+    list.items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect()
+}
