@@ -353,6 +353,31 @@ fn deploy_is_rendered_from_the_chart() {
     }
 }
 
+/// `kubectl apply -k deploy/` for real (server-side, so it cannot race the tests' helm installs over
+/// the CRDs); the namespace enforces the restricted Pod Security Standard and warns about breaches.
+#[test]
+fn deploy_applies_and_its_service_account_is_limited() {
+    let mut apply = testenv::shared().kubectl();
+    apply.args(["apply", "--server-side", "--force-conflicts", "--field-manager=chart-test", "-k"]);
+    apply.arg(Path::new(ROOT).join("deploy"));
+    let out = run(apply, None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("PodSecurity"), "the pod template breaks the restricted standard:\n{stderr}");
+    assert!(stdout(&out).contains("deployment.apps/samlcred serverside-applied"), "{}", stdout(&out));
+
+    let sa = "system:serviceaccount:samlcred:samlcred";
+    assert_can_i(
+        sa,
+        true,
+        &[
+            ("patch", "samlappcredentials.samlcred.io/status", "default"),
+            ("create", "secrets", "default"),
+            ("update", "leases.coordination.k8s.io/samlcred", "samlcred"),
+        ],
+    );
+    assert_can_i(sa, false, &forbidden_everywhere(&["samlcred", "default"]));
+}
+
 #[tokio::test]
 async fn default_rendering_passes_a_server_dry_run() {
     let client = testenv::client().await.unwrap();
@@ -387,8 +412,8 @@ async fn default_rendering_passes_a_server_dry_run() {
         "--leader-elect",
         &format!("--leader-election-namespace={n}"),
         &format!("--leader-election-lease-name={full}"),
-        "--metrics-bind-address=:8080",
-        "--health-bind-address=:8081",
+        "--metrics-bind-address=0.0.0.0:8080",
+        "--health-bind-address=0.0.0.0:8081",
         "--log-format=json",
     ] {
         assert!(args.contains(&arg), "{arg} missing from {args:?}");
@@ -526,12 +551,12 @@ async fn cluster_wide_install_grants_only_what_the_operator_needs() {
             ("watch", "secrets", "*"),
             ("create", "secrets", o),
             ("patch", "secrets", o),
-            ("create", "events", o),
             ("create", "events.events.k8s.io", o),
+            ("patch", "events.events.k8s.io", o),
             ("patch", "deployments.apps", o),
             ("patch", "statefulsets.apps", o),
             ("patch", "daemonsets.apps", o),
-            ("watch", "namespaces", ""),
+            ("get", "namespaces", ""),
             ("create", "leases.coordination.k8s.io", n),
             ("update", &lease, n),
         ],
@@ -542,7 +567,14 @@ async fn cluster_wide_install_grants_only_what_the_operator_needs() {
         ("update", "leases.coordination.k8s.io/someone-elses", n),
         ("delete", "leases.coordination.k8s.io", n),
         ("update", "namespaces", ""),
+        ("list", "namespaces", ""),
         ("delete", "clusteroktaorgs.samlcred.io", ""),
+        // Server-side apply is a patch: no whole-object writes.
+        ("update", "samlappcredentials.samlcred.io", o),
+        ("patch", "samlappcredentials.samlcred.io", o),
+        ("update", "samlappcredentials.samlcred.io/status", o),
+        ("update", "secrets", o),
+        ("create", "events", o),
     ]);
     assert_can_i(&sa, false, &forbidden);
 
@@ -579,25 +611,26 @@ async fn scoped_install_stays_inside_its_namespaces() {
     assert!(kubectl_get_names(&["-n", o, "role,rolebinding", "-l", &selector]).is_empty());
 
     let sa = format!("system:serviceaccount:{n}:{full}");
+    let (ns_a, ns_b, ns_o) = (format!("namespaces/{a}"), format!("namespaces/{b}"), format!("namespaces/{o}"));
     let mut allowed: Vec<Question> = vec![
         ("watch", "clusteroktaorgs.samlcred.io", ""),
         ("patch", "clusteroktaorgs.samlcred.io/status", ""),
-        ("watch", "namespaces", ""),
+        ("get", &ns_a, ""),
+        ("get", &ns_b, ""),
         // ClusterOktaOrg credentials, in the cluster resource namespace (the release's).
         ("get", "secrets", n),
-        ("watch", "secrets", n),
     ];
     for watched in [a, b] {
         allowed.extend([
             ("watch", "samlappcredentials.samlcred.io", watched),
             ("patch", "samlappcredentials.samlcred.io/status", watched),
-            ("update", "samlappcredentials.samlcred.io/status", watched),
             ("watch", "oktaorgs.samlcred.io", watched),
             ("patch", "oktaorgs.samlcred.io/status", watched),
             ("get", "secrets", watched),
             ("create", "secrets", watched),
-            ("update", "secrets", watched),
-            ("create", "events", watched),
+            ("watch", "secrets", watched),
+            ("patch", "secrets", watched),
+            ("create", "events.events.k8s.io", watched),
             ("patch", "deployments.apps", watched),
         ]);
     }
@@ -615,10 +648,15 @@ async fn scoped_install_stays_inside_its_namespaces() {
         ("get", "samlappcredentials.samlcred.io", o),
         ("patch", "samlappcredentials.samlcred.io/status", o),
         ("get", "oktaorgs.samlcred.io", o),
-        ("create", "events", o),
+        ("list", "secrets", n),
+        ("watch", "secrets", n),
+        ("create", "events.events.k8s.io", o),
         ("patch", "deployments.apps", o),
         ("patch", "deployments.apps", n),
         ("create", "leases.coordination.k8s.io", a),
+        ("get", &ns_o, ""),
+        ("get", "namespaces/default", ""),
+        ("list", "namespaces", ""),
     ]);
     assert_can_i(&sa, false, &forbidden);
 }

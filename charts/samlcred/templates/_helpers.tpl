@@ -71,6 +71,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (include "samlcred.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
 
+{{/* "host:port" for a listen flag; IPv6 addresses get their brackets. Argument: (list address port). */}}
+{{- define "samlcred.bindAddress" -}}
+{{- $host := index . 0 }}
+{{- if contains ":" $host }}[{{ $host }}]{{ else }}{{ $host }}{{ end }}:{{ index . 1 }}
+{{- end }}
+
 {{/* The ServiceAccount as an RBAC subject. */}}
 {{- define "samlcred.subject" -}}
 - kind: ServiceAccount
@@ -84,21 +90,15 @@ per-namespace Roles of scoped mode, so both modes grant exactly the same verbs. 
 */}}
 {{- define "samlcred.namespacedRules" -}}
 - apiGroups: ["samlcred.io"]
-  resources: ["samlappcredentials"]
-  verbs: ["get", "list", "watch", "patch", "update"]
-- apiGroups: ["samlcred.io"]
-  resources: ["samlappcredentials/status"]
-  verbs: ["get", "patch", "update"]
-- apiGroups: ["samlcred.io"]
-  resources: ["oktaorgs"]
+  resources: ["samlappcredentials", "oktaorgs"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["samlcred.io"]
-  resources: ["oktaorgs/status"]
+  resources: ["samlappcredentials/status", "oktaorgs/status"]
   verbs: ["patch"]
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update"]
-- apiGroups: ["", "events.k8s.io"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- if .Values.rbac.rolloutRestart }}
@@ -108,7 +108,10 @@ per-namespace Roles of scoped mode, so both modes grant exactly the same verbs. 
 {{- end }}
 {{- end }}
 
-{{/* Rules for what is cluster-scoped by nature, needed in both modes. */}}
+{{/*
+Rules for what is cluster-scoped by nature, needed in both modes. Namespaces are read one by one (get)
+to match a ClusterOktaOrg's namespaceSelector; scoped mode limits that to the watched namespaces.
+*/}}
 {{- define "samlcred.clusterScopedRules" -}}
 - apiGroups: ["samlcred.io"]
   resources: ["clusteroktaorgs"]
@@ -118,7 +121,10 @@ per-namespace Roles of scoped mode, so both modes grant exactly the same verbs. 
   verbs: ["patch"]
 - apiGroups: [""]
   resources: ["namespaces"]
-  verbs: ["get", "list", "watch"]
+  {{- with .Values.watchNamespaces }}
+  resourceNames: {{ toJson . }}
+  {{- end }}
+  verbs: ["get"]
 {{- end }}
 
 {{/* "true" when a value is neither null nor the empty string (0 counts as set), else "". */}}
