@@ -93,7 +93,11 @@ impl Default for Metrics {
             metrics.reconcile_duration.clone(),
         );
         registry.register("samlcred_reconcile_errors", "Failed reconciles by reason", metrics.reconcile_errors.clone());
-        registry.register("samlcred_okta_requests", "Requests to Okta by endpoint and status", metrics.okta_requests.clone());
+        registry.register(
+            "samlcred_okta_requests",
+            "Requests to Okta by endpoint and status",
+            metrics.okta_requests.clone(),
+        );
         registry.register(
             "samlcred_okta_rate_limit_remaining",
             "Requests left in the current window of an Okta rate-limit bucket",
@@ -125,7 +129,8 @@ impl Metrics {
 
     /// Updates the per-credential gauges from the status just written.
     pub fn observe_credential(&self, credential: &SamlAppCredential, status: &SamlAppCredentialStatus) {
-        let labels = CredentialLabels { namespace: credential.namespace().unwrap_or_default(), name: credential.name_any() };
+        let labels =
+            CredentialLabels { namespace: credential.namespace().unwrap_or_default(), name: credential.name_any() };
         if let Some(active) = &status.active_key {
             self.not_after.get_or_create(&labels).set(active.not_after.0.as_millisecond() as f64 / 1000.0);
         }
@@ -134,7 +139,11 @@ impl Metrics {
         }
         for condition in [conditions::READY, conditions::ROTATING] {
             let value = status.conditions.iter().any(|c| c.type_ == condition && c.status == "True");
-            let labels = ReadyLabels { namespace: labels.namespace.clone(), name: labels.name.clone(), condition: condition.into() };
+            let labels = ReadyLabels {
+                namespace: labels.namespace.clone(),
+                name: labels.name.clone(),
+                condition: condition.into(),
+            };
             self.ready.get_or_create(&labels).set(i64::from(value));
         }
     }
@@ -145,7 +154,11 @@ impl Metrics {
         self.not_after.remove(&labels);
         self.renewal.remove(&labels);
         for condition in [conditions::READY, conditions::ROTATING] {
-            self.ready.remove(&ReadyLabels { namespace: namespace.into(), name: name.into(), condition: condition.into() });
+            self.ready.remove(&ReadyLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+                condition: condition.into(),
+            });
         }
     }
 }
@@ -155,7 +168,9 @@ impl MetricsHook for Metrics {
         let status = record.status.map_or_else(|| "none".to_string(), |s| s.to_string());
         self.okta_requests.get_or_create(&RequestLabels { endpoint: record.endpoint.into(), status }).inc();
         if let Some(remaining) = record.remaining {
-            self.rate_limit_remaining.get_or_create(&BucketLabels { bucket: record.bucket.into() }).set(i64::from(remaining));
+            self.rate_limit_remaining
+                .get_or_create(&BucketLabels { bucket: record.bucket.into() })
+                .set(i64::from(remaining));
         }
     }
 }

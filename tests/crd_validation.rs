@@ -9,8 +9,7 @@ use std::time::Duration;
 use testenv::TestNamespace;
 use tokio::sync::OnceCell;
 
-const CRD_NAMES: [&str; 3] =
-    ["samlappcredentials.samlcred.io", "oktaorgs.samlcred.io", "clusteroktaorgs.samlcred.io"];
+const CRD_NAMES: [&str; 3] = ["samlappcredentials.samlcred.io", "oktaorgs.samlcred.io", "clusteroktaorgs.samlcred.io"];
 
 /// Installs `crds/` (the shipped files, not the in-memory types) once per test binary.
 async fn install_crds(client: &kube::Client) {
@@ -28,10 +27,13 @@ async fn install_crds(client: &kube::Client) {
         .await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for name in CRD_NAMES {
-        tokio::time::timeout(Duration::from_secs(30), await_condition(crds.clone(), name, conditions::is_crd_established()))
-            .await
-            .unwrap_or_else(|_| panic!("{name} not Established within 30s"))
-            .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(crds.clone(), name, conditions::is_crd_established()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{name} not Established within 30s"))
+        .unwrap();
     }
 }
 
@@ -121,13 +123,21 @@ async fn bad_specs_are_rejected_naming_the_field() {
             "spec.renewBefore",
         ),
         ("activation.delay malformed", with(sac(), "/spec/activation/delay", json!("soon")), "spec.activation.delay"),
-        ("activation.policy unknown", with(sac(), "/spec/activation/policy", json!("Sometimes")), "spec.activation.policy"),
+        (
+            "activation.policy unknown",
+            with(sac(), "/spec/activation/policy", json!("Sometimes")),
+            "spec.activation.policy",
+        ),
         ("retainPrevious malformed", with(sac(), "/spec/retainPrevious", json!("1w")), "spec.retainPrevious"),
         ("secretName not a DNS name", with(sac(), "/spec/secretName", json!("Bad_Name")), "spec.secretName"),
         ("secretName missing", with(sac(), "/spec/secretName", Value::Null), "spec.secretName"),
         ("appId missing", with(sac(), "/spec/appId", Value::Null), "spec.appId"),
         ("orgRef.kind unknown", with(sac(), "/spec/orgRef/kind", json!("Organisation")), "spec.orgRef.kind"),
-        ("secretDeletionPolicy unknown", with(sac(), "/spec/secretDeletionPolicy", json!("Shred")), "spec.secretDeletionPolicy"),
+        (
+            "secretDeletionPolicy unknown",
+            with(sac(), "/spec/secretDeletionPolicy", json!("Shred")),
+            "spec.secretDeletionPolicy",
+        ),
         (
             "rolloutRestartTargets kind unknown",
             with(sac(), "/spec/rolloutRestartTargets", json!([{"kind": "Pod", "name": "grafana"}])),
@@ -143,8 +153,16 @@ async fn bad_specs_are_rejected_naming_the_field() {
             ),
             "exactly one of apiToken or oauth",
         ),
-        ("OktaOrg with no auth", with(org("OktaOrg", "bad"), "/spec/auth", json!({})), "exactly one of apiToken or oauth"),
-        ("OktaOrg maxShare 0", with(org("OktaOrg", "bad"), "/spec/rateLimit/maxShare", json!(0)), "spec.rateLimit.maxShare"),
+        (
+            "OktaOrg with no auth",
+            with(org("OktaOrg", "bad"), "/spec/auth", json!({})),
+            "exactly one of apiToken or oauth",
+        ),
+        (
+            "OktaOrg maxShare 0",
+            with(org("OktaOrg", "bad"), "/spec/rateLimit/maxShare", json!(0)),
+            "spec.rateLimit.maxShare",
+        ),
         (
             "ClusterOktaOrg maxShare above 100",
             with(org("ClusterOktaOrg", "bad"), "/spec/rateLimit/maxShare", json!(101)),

@@ -4,7 +4,9 @@
 use super::observe::{OktaView, key_record, observe_app};
 use super::status::{ConditionState, rotating_condition, set_condition, write_status};
 use super::{Context, failpoint, workloads};
-use crate::api::{FIELD_MANAGER, SamlAppCredential, SamlAppCredentialStatus, SecretDeletionPolicy, annotations, conditions, events};
+use crate::api::{
+    FIELD_MANAGER, SamlAppCredential, SamlAppCredentialStatus, SecretDeletionPolicy, annotations, conditions, events,
+};
 use crate::okta::OktaError;
 use crate::rotation::{self, ObservedSecret, Plan, PlanInput, Policy, record};
 use crate::secret::{self, KeyMaterial, Ownership, Rendered, SecretInput};
@@ -128,11 +130,14 @@ async fn step(
     let existing = secrets.get_opt(&spec.secret_name).await?;
     let ownership = secret::ownership(existing.as_ref(), &name);
     let metadata_xml = match &status.active_key {
-        Some(active) if view.keys.contains_key(&active.kid) => Some(okta.saml_metadata(&spec.app_id, &active.kid).await?),
+        Some(active) if view.keys.contains_key(&active.kid) => {
+            Some(okta.saml_metadata(&spec.app_id, &active.kid).await?)
+        }
         _ => None,
     };
     let rendered = render(credential, &status, &view, metadata_xml.as_deref());
-    let current = existing.as_ref().is_some_and(|s| secret::is_current(s, &rendered) && owner_refs_match(credential, s));
+    let current =
+        existing.as_ref().is_some_and(|s| secret::is_current(s, &rendered) && owner_refs_match(credential, s));
 
     let annotations = credential.annotations();
     let input = PlanInput {
@@ -160,7 +165,14 @@ async fn step(
         }
         Plan::Adopt { key } => {
             done.status = record::adopt(&status, &key, policy()?);
-            ctx.publish(credential, EventType::Normal, events::KEY_ADOPTED, &format!("adopted Okta's active key {}", key.kid), "Adopt").await;
+            ctx.publish(
+                credential,
+                EventType::Normal,
+                events::KEY_ADOPTED,
+                &format!("adopted Okta's active key {}", key.kid),
+                "Adopt",
+            )
+            .await;
         }
         Plan::AdoptExternalChange { key } => {
             done.status = record::adopt_external_change(&status, &key, policy()?, now);
@@ -170,7 +182,14 @@ async fn step(
         Plan::RecordActivation { key } => {
             done.status = record::activation(&status, &key, policy()?, now);
             ctx.metrics.rotation("succeeded");
-            ctx.publish(credential, EventType::Normal, events::KEY_ACTIVATED, &format!("Okta signs with key {}", key.kid), "Activate").await;
+            ctx.publish(
+                credential,
+                EventType::Normal,
+                events::KEY_ACTIVATED,
+                &format!("Okta signs with key {}", key.kid),
+                "Activate",
+            )
+            .await;
         }
         Plan::StartRotation { trigger } => {
             done.status = record::start_rotation(&status, trigger, input.rotate_token, now);
@@ -213,7 +232,14 @@ async fn step(
             };
             done.status = record::activation(&activating, &key, policy()?, now);
             ctx.metrics.rotation("succeeded");
-            ctx.publish(credential, EventType::Normal, events::KEY_ACTIVATED, &format!("Okta signs with key {kid}"), "Activate").await;
+            ctx.publish(
+                credential,
+                EventType::Normal,
+                events::KEY_ACTIVATED,
+                &format!("Okta signs with key {kid}"),
+                "Activate",
+            )
+            .await;
         }
         Plan::Retire { kids } => {
             done.status = record::retire(&status, &kids);
@@ -302,7 +328,11 @@ fn owner_refs_match(credential: &SamlAppCredential, existing: &Secret) -> bool {
 
 /// Applies samlcred's part of the Secret. Only samlcred's keys are sent, so keys that others added
 /// stay; with the Delete policy an ownerReference lets the garbage collector remove the Secret.
-async fn apply_secret(secrets: &Api<Secret>, credential: &SamlAppCredential, rendered: &Rendered) -> Result<(), kube::Error> {
+async fn apply_secret(
+    secrets: &Api<Secret>,
+    credential: &SamlAppCredential,
+    rendered: &Rendered,
+) -> Result<(), kube::Error> {
     let namespace = credential.namespace().unwrap_or_default();
     let mut object = rendered.to_secret(&credential.spec.secret_name, &namespace);
     if credential.spec.secret_deletion_policy == SecretDeletionPolicy::Delete
@@ -313,6 +343,8 @@ async fn apply_secret(secrets: &Api<Secret>, credential: &SamlAppCredential, ren
     let mut value = serde_json::to_value(&object).unwrap_or_default();
     value["apiVersion"] = "v1".into();
     value["kind"] = "Secret".into();
-    secrets.patch(&credential.spec.secret_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&value)).await?;
+    secrets
+        .patch(&credential.spec.secret_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&value))
+        .await?;
     Ok(())
 }

@@ -34,7 +34,11 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { okta_resync: Duration::from_secs(3600), backoff_base: Duration::from_secs(5), backoff_cap: Duration::from_secs(600) }
+        Settings {
+            okta_resync: Duration::from_secs(3600),
+            backoff_base: Duration::from_secs(5),
+            backoff_cap: Duration::from_secs(600),
+        }
     }
 }
 
@@ -81,8 +85,16 @@ pub struct Context {
 
 impl Context {
     /// Publishes an event on the credential; a failure to publish is logged, never fatal.
-    pub async fn publish<K: Resource<DynamicType = ()>>(&self, on: &K, type_: EventType, reason: &str, note: &str, action: &str) {
-        let event = Event { type_, reason: reason.into(), note: Some(note.into()), action: action.into(), secondary: None };
+    pub async fn publish<K: Resource<DynamicType = ()>>(
+        &self,
+        on: &K,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+        action: &str,
+    ) {
+        let event =
+            Event { type_, reason: reason.into(), note: Some(note.into()), action: action.into(), secondary: None };
         if let Err(e) = self.recorder.publish(&event, &on.object_ref(&())).await {
             tracing::warn!(reason, "could not publish event: {e}");
         }

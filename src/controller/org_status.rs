@@ -35,7 +35,13 @@ async fn check(ctx: &Context, key: &OrgKey) -> ConditionState {
     }
 }
 
-async fn reconcile_org<K>(org: Arc<K>, ctx: Arc<Context>, api: Api<K>, key: OrgKey, status: Option<OktaOrgStatus>) -> Result<Action, kube::Error>
+async fn reconcile_org<K>(
+    org: Arc<K>,
+    ctx: Arc<Context>,
+    api: Api<K>,
+    key: OrgKey,
+    status: Option<OktaOrgStatus>,
+) -> Result<Action, kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
 {

@@ -64,10 +64,18 @@ impl OrgClients {
     }
 
     /// The org a credential in `namespace` refers to, checked against a ClusterOktaOrg's selector.
-    pub async fn for_credential(&self, namespace: &str, org_ref: &OrgRef) -> Result<(OrgKey, Arc<OktaClient>), OrgError> {
+    pub async fn for_credential(
+        &self,
+        namespace: &str,
+        org_ref: &OrgRef,
+    ) -> Result<(OrgKey, Arc<OktaClient>), OrgError> {
         let key = match org_ref.kind {
-            OrgKind::OktaOrg => OrgKey { kind: OrgKind::OktaOrg, namespace: Some(namespace.to_string()), name: org_ref.name.clone() },
-            OrgKind::ClusterOktaOrg => OrgKey { kind: OrgKind::ClusterOktaOrg, namespace: None, name: org_ref.name.clone() },
+            OrgKind::OktaOrg => {
+                OrgKey { kind: OrgKind::OktaOrg, namespace: Some(namespace.to_string()), name: org_ref.name.clone() }
+            }
+            OrgKind::ClusterOktaOrg => {
+                OrgKey { kind: OrgKind::ClusterOktaOrg, namespace: None, name: org_ref.name.clone() }
+            }
         };
         let client = self.client(&key, Some(namespace)).await?;
         Ok((key, client))
@@ -123,13 +131,22 @@ impl OrgClients {
         OktaClient::new(config).map_err(|e| OrgError::InvalidSpec(e.to_string()))
     }
 
-    async fn check_selector(&self, org: &str, selector: Option<&LabelSelector>, namespace: &str) -> Result<(), OrgError> {
+    async fn check_selector(
+        &self,
+        org: &str,
+        selector: Option<&LabelSelector>,
+        namespace: &str,
+    ) -> Result<(), OrgError> {
         let Some(selector) = selector else { return Ok(()) };
         let ns = Api::<Namespace>::all(self.kube.clone()).get(namespace).await?;
         let labels = ns.metadata.labels.unwrap_or_default();
         let allowed = selector_matches(selector, &labels)
             .map_err(|e| OrgError::InvalidSpec(format!("ClusterOktaOrg {org} spec.namespaceSelector: {e}")))?;
-        if allowed { Ok(()) } else { Err(OrgError::NotAllowed { name: org.to_string(), namespace: namespace.to_string() }) }
+        if allowed {
+            Ok(())
+        } else {
+            Err(OrgError::NotAllowed { name: org.to_string(), namespace: namespace.to_string() })
+        }
     }
 }
 
@@ -239,8 +256,12 @@ mod tests {
         assert_eq!(selector_matches(&selector, &labels(&[("team", "idp"), ("env", "prod")])), Ok(true));
         assert_eq!(selector_matches(&selector, &labels(&[("team", "idp"), ("env", "dev")])), Ok(false));
         assert_eq!(selector_matches(&selector, &labels(&[("team", "web"), ("env", "prod")])), Ok(false));
-        assert_eq!(selector_matches(&selector, &labels(&[("team", "idp"), ("env", "prod"), ("legacy", "1")])), Ok(false));
-        let not_in = LabelSelector { match_expressions: Some(vec![expr("env", "NotIn", &["prod"])]), ..Default::default() };
+        assert_eq!(
+            selector_matches(&selector, &labels(&[("team", "idp"), ("env", "prod"), ("legacy", "1")])),
+            Ok(false)
+        );
+        let not_in =
+            LabelSelector { match_expressions: Some(vec![expr("env", "NotIn", &["prod"])]), ..Default::default() };
         assert_eq!(selector_matches(&not_in, &labels(&[])), Ok(true));
         assert_eq!(selector_matches(&not_in, &labels(&[("env", "prod")])), Ok(false));
     }

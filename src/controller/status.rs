@@ -2,8 +2,8 @@
 //! manager, and not at all when nothing changed, so resyncs cause no churn and no GitOps diff.
 
 use crate::api::{FIELD_MANAGER, RotationPhase, SamlAppCredential, SamlAppCredentialStatus, conditions};
-use jiff::Timestamp;
 use crate::rotation::record;
+use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
@@ -36,7 +36,10 @@ pub fn rotating_condition(status: &SamlAppCredentialStatus, awaiting_approval: b
             };
             let message = match &status.pending_key {
                 Some(pending) if awaiting_approval => {
-                    format!("key {} is published; annotate samlcred.io/activate={} to activate it", pending.kid, pending.kid)
+                    format!(
+                        "key {} is published; annotate samlcred.io/activate={} to activate it",
+                        pending.kid, pending.kid
+                    )
                 }
                 Some(pending) => format!("rotating to key {}", pending.kid),
                 None => "generating a new key".to_string(),

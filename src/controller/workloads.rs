@@ -30,7 +30,11 @@ pub fn data_hash(rendered: &Rendered) -> String {
 }
 
 /// Sets the hash annotation on each target whose pod template does not carry it yet.
-pub async fn restart_targets(ctx: &Context, credential: &SamlAppCredential, rendered: &Rendered) -> Result<(), kube::Error> {
+pub async fn restart_targets(
+    ctx: &Context,
+    credential: &SamlAppCredential,
+    rendered: &Rendered,
+) -> Result<(), kube::Error> {
     if credential.spec.rollout_restart_targets.is_empty() {
         return Ok(());
     }
@@ -43,7 +47,8 @@ pub async fn restart_targets(ctx: &Context, credential: &SamlAppCredential, rend
             WorkloadKind::DaemonSet => typed::<DaemonSet>(ctx, &namespace),
         };
         let Some(workload) = api.get_opt(&target.name).await? else {
-            let note = format!("{kind} {} not found; it will be restarted once it exists and the Secret changes", target.name);
+            let note =
+                format!("{kind} {} not found; it will be restarted once it exists and the Secret changes", target.name);
             ctx.publish(credential, EventType::Warning, events::ROLLOUT_RESTARTED, &note, "Restart").await;
             continue;
         };
@@ -57,7 +62,8 @@ pub async fn restart_targets(ctx: &Context, credential: &SamlAppCredential, rend
             "spec": {"template": {"metadata": {"annotations": {SECRET_HASH: hash}}}}
         });
         api.patch(&target.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
-        let note = format!("restarted {kind} {} for the new content of Secret {}", target.name, credential.spec.secret_name);
+        let note =
+            format!("restarted {kind} {} for the new content of Secret {}", target.name, credential.spec.secret_name);
         ctx.publish(credential, EventType::Normal, events::ROLLOUT_RESTARTED, &note, "Restart").await;
     }
     Ok(())

@@ -9,12 +9,12 @@ use crate::metrics::Metrics;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::ResourceExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,10 +95,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             None => Api::all(client.clone()),
         }
     };
-    let credential_controllers: Vec<Controller<SamlAppCredential>> = scopes
-        .iter()
-        .map(|ns| Controller::new(api_for(ns), watcher::Config::default().any_semantic()))
-        .collect();
+    let credential_controllers: Vec<Controller<SamlAppCredential>> =
+        scopes.iter().map(|ns| Controller::new(api_for(ns), watcher::Config::default().any_semantic())).collect();
     let stores: Vec<Store<SamlAppCredential>> = credential_controllers.iter().map(|c| c.store()).collect();
 
     let reporter = Reporter { controller: "samlcred".into(), instance: std::env::var("POD_NAME").ok() };
@@ -160,15 +158,19 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
-        let stream = Controller::new(orgs, watcher::Config::default())
-            .graceful_shutdown_on(shutdown.clone())
-            .run(org_status::reconcile_okta_org, error_policy, ctx.clone());
+        let stream = Controller::new(orgs, watcher::Config::default()).graceful_shutdown_on(shutdown.clone()).run(
+            org_status::reconcile_okta_org,
+            error_policy,
+            ctx.clone(),
+        );
         tasks.push(Box::pin(drain(stream)));
     }
     let cluster_orgs: Api<ClusterOktaOrg> = Api::all(client.clone());
-    let stream = Controller::new(cluster_orgs, watcher::Config::default())
-        .graceful_shutdown_on(shutdown.clone())
-        .run(org_status::reconcile_cluster_okta_org, error_policy, ctx.clone());
+    let stream = Controller::new(cluster_orgs, watcher::Config::default()).graceful_shutdown_on(shutdown.clone()).run(
+        org_status::reconcile_cluster_okta_org,
+        error_policy,
+        ctx.clone(),
+    );
     tasks.push(Box::pin(drain(stream)));
 
     let ready_stores = stores.clone();
@@ -190,7 +192,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
 fn shutdown_signal() -> futures::future::Shared<BoxFuture<'static, ()>> {
     use futures::FutureExt;
     let signal: BoxFuture<'static, ()> = Box::pin(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -199,4 +202,3 @@ fn shutdown_signal() -> futures::future::Shared<BoxFuture<'static, ()>> {
     });
     signal.shared()
 }
-

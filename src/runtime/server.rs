@@ -31,7 +31,12 @@ async fn readyz(State(readiness): State<Arc<Readiness>>) -> (StatusCode, &'stati
 }
 
 /// Binds both listeners (so a taken port fails at start) and serves them in the background.
-pub async fn serve(metrics_addr: SocketAddr, health_addr: SocketAddr, metrics_state: Arc<Metrics>, readiness: Arc<Readiness>) -> anyhow::Result<(SocketAddr, SocketAddr)> {
+pub async fn serve(
+    metrics_addr: SocketAddr,
+    health_addr: SocketAddr,
+    metrics_state: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+) -> anyhow::Result<(SocketAddr, SocketAddr)> {
     let metrics_app = Router::new().route("/metrics", get(metrics)).with_state(metrics_state);
     let health_app =
         Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz)).with_state(readiness);

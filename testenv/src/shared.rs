@@ -90,7 +90,8 @@ impl TestNamespace {
     pub async fn create(client: &kube::Client, prefix: &str) -> Result<TestNamespace> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let name = format!("{prefix}-{}-{}", std::process::id() % 100_000, COUNTER.fetch_add(1, Ordering::SeqCst));
-        let ns = Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
+        let ns =
+            Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
         Api::<Namespace>::all(client.clone())
             .create(&PostParams::default(), &ns)
             .await

@@ -38,7 +38,11 @@ pub async fn install_crds() {
             let out = testenv::shared()
                 .kubectl()
                 .args(["wait", "--for=condition=Established", "--timeout=60s"])
-                .args(["crd/samlappcredentials.samlcred.io", "crd/oktaorgs.samlcred.io", "crd/clusteroktaorgs.samlcred.io"])
+                .args([
+                    "crd/samlappcredentials.samlcred.io",
+                    "crd/oktaorgs.samlcred.io",
+                    "crd/clusteroktaorgs.samlcred.io",
+                ])
                 .output()
                 .unwrap();
             assert!(out.status.success(), "CRDs not Established: {}", String::from_utf8_lossy(&out.stderr));
@@ -55,12 +59,13 @@ impl World {
         let sim = OktaSim::start(SimConfig::default()).await.unwrap();
         sim.add_api_token(TOKEN);
         let world = World { client, ns, sim };
-        world.apply(json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "okta-token"},
-            "stringData": {"token": TOKEN}
-        }))
-        .await;
+        world
+            .apply(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "okta-token"},
+                "stringData": {"token": TOKEN}
+            }))
+            .await;
         world
             .apply(json!({
                 "apiVersion": "samlcred.io/v1alpha1", "kind": "OktaOrg",
