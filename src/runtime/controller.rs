@@ -2,7 +2,7 @@
 
 use super::server::{self, Readiness};
 use super::telemetry::{self, LogFormat};
-use crate::api::{ClusterOktaOrg, OktaOrg, SamlAppCredential, labels};
+use crate::api::{ClusterOktaOrg, OktaOrg, OrgKind, SamlAppCredential, labels};
 use crate::controller::orgs::{OrgClients, OrgSettings};
 use crate::controller::{Context, Settings, credential, org_status};
 use crate::metrics::Metrics;
@@ -130,7 +130,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
-        let org_store = store.clone();
+        let (org_store, cluster_org_store) = (store.clone(), store.clone());
         let managed = format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE);
         let stream = controller
             .with_config(config.clone())
@@ -139,15 +139,13 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                 let name = secret.labels().get(labels::CREDENTIAL).cloned();
                 name.map(|name| ObjectRef::new(&name).within(&secret.namespace().unwrap_or_default()))
             })
-            // A changed OktaOrg may unblock or change every credential that uses it.
+            // A changed org may unblock or change every credential that uses it.
             .watches(orgs, watcher::Config::default(), move |org: OktaOrg| {
                 let (ns, name) = (org.namespace(), org.name_any());
-                org_store
-                    .state()
-                    .into_iter()
-                    .filter(|c| c.namespace() == ns && c.spec.org_ref.name == name)
-                    .map(|c| ObjectRef::from_obj(&*c))
-                    .collect::<Vec<_>>()
+                users_of(&org_store, OrgKind::OktaOrg, &name, |c| c.namespace() == ns)
+            })
+            .watches(Api::<ClusterOktaOrg>::all(client.clone()), watcher::Config::default(), move |org| {
+                users_of(&cluster_org_store, OrgKind::ClusterOktaOrg, &org.name_any(), |_| true)
             })
             .graceful_shutdown_on(shutdown.clone())
             .run(credential::reconcile, error_policy, ctx.clone());
@@ -186,6 +184,21 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     futures::future::join_all(tasks).await;
     tracing::info!("samlcred controller stopped");
     Ok(())
+}
+
+/// The credentials in `store` whose orgRef names this org.
+fn users_of(
+    store: &Store<SamlAppCredential>,
+    kind: OrgKind,
+    name: &str,
+    also: impl Fn(&SamlAppCredential) -> bool,
+) -> Vec<ObjectRef<SamlAppCredential>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|c| c.spec.org_ref.kind == kind && c.spec.org_ref.name == name && also(c))
+        .map(|c| ObjectRef::from_obj(&*c))
+        .collect()
 }
 
 /// Resolves on SIGTERM or Ctrl-C; clonable so every controller stops on the same signal.
