@@ -137,7 +137,7 @@ pub enum FaultKind {
     Status { status: u16, error_code: String, summary: String },
     /// Wait this long before handling the call.
     Latency(#[serde(with = "millis")] Duration),
-    /// Cut the (JSON) body in half: it no longer parses.
+    /// Announce the whole body but send half of it, then close the connection.
     TruncatedBody,
     /// Replace the body with an HTML error page (`text/html`), keeping the status.
     NonJsonBody,

@@ -46,13 +46,25 @@ pub fn status_response(status: u16, error_code: &str, summary: &str) -> Response
     OktaError::new(status, error_code, summary).into_response()
 }
 
-/// Keeps the status and headers, but only the first half of the body: it no longer parses.
+/// Keeps the status and headers and announces the whole body (`Content-Length`), but sends only
+/// its first half and then closes the connection: what a connection cut mid-answer looks like.
 pub async fn truncate(response: Response<Body>) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
     let half = bytes.slice(..bytes.len() / 2);
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(half))
+    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    // A stream, so that the server cannot know the body falls short before sending it; the
+    // pause lets the half that was sent reach the client before the connection closes.
+    let stream = futures::stream::unfold(Some(half), |pending| async move {
+        match pending {
+            Some(chunk) => Some((Ok::<_, std::convert::Infallible>(chunk), None)),
+            None => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                None
+            }
+        }
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 /// Keeps the status, but answers with an HTML page, as a proxy in front of Okta might.

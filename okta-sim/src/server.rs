@@ -83,17 +83,25 @@ async fn api(State(state): State<Arc<SimState>>, request: Request) -> Response<B
     let at = state.now();
     let kill = request.extensions().get::<ConnectionKill>().cloned();
 
-    let (mut response, verdict, fault_after) = answer(&state, &method, &path, query.as_deref(), request).await;
-    response = match &fault_after {
-        Some(FaultKind::TruncatedBody) => faults::truncate(response).await,
-        Some(FaultKind::NonJsonBody) => faults::non_json(response),
-        _ => response,
+    // Okta finishes a call even when the client hangs up (say, after its timeout during a
+    // latency fault): the work runs in its own task, which dropping this handler does not cancel.
+    let work = tokio::spawn(async move {
+        let (mut response, verdict, fault_after) = answer(&state, &method, &path, query.as_deref(), request).await;
+        response = match &fault_after {
+            Some(FaultKind::TruncatedBody) => faults::truncate(response).await,
+            Some(FaultKind::NonJsonBody) => faults::non_json(response),
+            _ => response,
+        };
+        add_rate_headers(response.headers_mut(), verdict);
+        let reset = fault_after == Some(FaultKind::ConnectionReset);
+        let status = if reset { 0 } else { response.status().as_u16() };
+        tracing::debug!(%method, %path, status, "okta call");
+        state.record_call(CallRecord { method: method.to_string(), path, query, status, auth: auth_label, at });
+        (response, reset)
+    });
+    let Ok((response, reset)) = work.await else {
+        return OktaError::internal().into_response();
     };
-    add_rate_headers(response.headers_mut(), verdict);
-    let reset = fault_after == Some(FaultKind::ConnectionReset);
-    let status = if reset { 0 } else { response.status().as_u16() };
-    tracing::debug!(%method, %path, status, "okta call");
-    state.record_call(CallRecord { method: method.to_string(), path, query, status, auth: auth_label, at });
     if reset && let Some(ConnectionKill(kill)) = kill {
         kill.notify_one();
         std::future::pending::<()>().await;
