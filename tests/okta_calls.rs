@@ -443,3 +443,58 @@ fn the_seed_pages_key_deserializes() {
     assert_eq!(Some(cert.not_after), key.expires_at);
     assert_eq!(cert.not_before, "2016-09-30T20:35:14Z".parse().unwrap());
 }
+
+// ----- redirects -----
+
+/// A server that counts requests and answers with `answer` for any path.
+async fn counting_server(
+    answer: impl Fn(&str) -> axum::response::Response + Clone + Send + Sync + 'static,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let own_base = base.clone();
+    let router = axum::Router::new().fallback(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let answer = answer.clone();
+        let own_base = own_base.clone();
+        async move { answer(&own_base) }
+    });
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (base, hits)
+}
+
+#[tokio::test]
+async fn credentials_never_follow_a_redirect_or_a_link_to_another_host() {
+    use axum::response::IntoResponse;
+    use std::sync::atomic::Ordering;
+
+    let (elsewhere, elsewhere_hits) = counting_server(|_| axum::Json(serde_json::json!([])).into_response()).await;
+    let target = elsewhere.clone();
+    let (redirecting, _) = counting_server(move |_| {
+        (axum::http::StatusCode::FOUND, [(axum::http::header::LOCATION, format!("{target}/api/v1/apps/0oa1"))])
+            .into_response()
+    })
+    .await;
+    let client = OktaClient::new(config(&redirecting)).unwrap();
+    let err = client.get_app("0oa1").await.unwrap_err();
+    assert!(matches!(err, OktaError::Redirect { status: 302, .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Terminal);
+
+    let target = elsewhere.clone();
+    let (paging, _) = counting_server(move |_| {
+        (
+            [(axum::http::header::LINK, format!("<{target}/api/v1/apps?after=x>; rel=\"next\""))],
+            axum::Json(serde_json::json!([])),
+        )
+            .into_response()
+    })
+    .await;
+    let client = OktaClient::new(config(&paging)).unwrap();
+    let err = client.list_apps(&AppQuery::default()).await.unwrap_err();
+    assert!(err.to_string().contains("another host"), "{err}");
+
+    assert_eq!(elsewhere_hits.load(Ordering::SeqCst), 0);
+}

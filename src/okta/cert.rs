@@ -23,8 +23,8 @@ pub struct CertificateInfo {
 impl CertificateInfo {
     /// Parses a DER certificate.
     pub fn from_der(der: Vec<u8>) -> std::result::Result<CertificateInfo, String> {
-        let (rest, cert) = x509_parser::parse_x509_certificate(&der)
-            .map_err(|err| format!("not an X.509 certificate: {err}"))?;
+        let (rest, cert) =
+            x509_parser::parse_x509_certificate(&der).map_err(|err| format!("not an X.509 certificate: {err}"))?;
         if !rest.is_empty() {
             return Err(format!("{} bytes after the certificate", rest.len()));
         }
@@ -33,14 +33,7 @@ impl CertificateInfo {
         let not_after = to_timestamp(validity.not_after.timestamp())?;
         let subject = cert.subject().to_string();
         let sha256: [u8; 32] = Sha256::digest(&der).into();
-        Ok(CertificateInfo {
-            not_before,
-            not_after,
-            x5t_s256: URL_SAFE_NO_PAD.encode(sha256),
-            sha256,
-            subject,
-            der,
-        })
+        Ok(CertificateInfo { not_before, not_after, x5t_s256: URL_SAFE_NO_PAD.encode(sha256), sha256, subject, der })
     }
 
     /// The certificate as PEM, wrapped at 64 columns.
@@ -66,27 +59,16 @@ impl KeyCredential {
     /// key credential is corrupt, and samlcred must not publish a certificate Okta would not sign
     /// with.
     pub fn certificate(&self) -> Result<CertificateInfo> {
-        let invalid = |reason: String| OktaError::Certificate {
-            kid: self.kid.clone(),
-            reason,
-        };
-        let first = self
-            .x5c
-            .first()
-            .ok_or_else(|| invalid("the key has no x5c certificate".into()))?;
+        let invalid = |reason: String| OktaError::Certificate { kid: self.kid.clone(), reason };
+        let first = self.x5c.first().ok_or_else(|| invalid("the key has no x5c certificate".into()))?;
         // Okta's own examples wrap long base64 lines; whitespace is never part of the value.
         let compact: String = first.chars().filter(|c| !c.is_whitespace()).collect();
-        let der = STANDARD
-            .decode(compact)
-            .map_err(|err| invalid(format!("x5c[0] is not base64: {err}")))?;
+        let der = STANDARD.decode(compact).map_err(|err| invalid(format!("x5c[0] is not base64: {err}")))?;
         let info = CertificateInfo::from_der(der).map_err(invalid)?;
         if let Some(expected) = &self.x5t_s256
             && expected != &info.x5t_s256
         {
-            return Err(invalid(format!(
-                "x5t#S256 is {expected} but the certificate's SHA-256 is {}",
-                info.x5t_s256
-            )));
+            return Err(invalid(format!("x5t#S256 is {expected} but the certificate's SHA-256 is {}", info.x5t_s256)));
         }
         Ok(info)
     }
@@ -122,12 +104,7 @@ mod tests {
 
     #[test]
     fn rejects_a_thumbprint_that_disagrees() {
-        let err = key(
-            SEED_X5C,
-            Some("ypBvmMYkQGPqxKL4SMdH9B7IXrtGADrvgEc-GKGQ7XY"),
-        )
-        .certificate()
-        .unwrap_err();
+        let err = key(SEED_X5C, Some("ypBvmMYkQGPqxKL4SMdH9B7IXrtGADrvgEc-GKGQ7XY")).certificate().unwrap_err();
         assert!(matches!(err, OktaError::Certificate { .. }), "{err}");
         assert!(err.to_string().contains("x5t#S256"), "{err}");
     }
@@ -147,11 +124,7 @@ mod tests {
         assert!(key("not base64!", None).certificate().is_err());
         assert!(key("AAAA", None).certificate().is_err());
         let truncated = &SEED_X5C[..SEED_X5C.len() / 2];
-        assert!(
-            key(&truncated[..truncated.len() / 4 * 4], None)
-                .certificate()
-                .is_err()
-        );
+        assert!(key(&truncated[..truncated.len() / 4 * 4], None).certificate().is_err());
         let no_x5c: KeyCredential = serde_json::from_str(r#"{"kid":"k"}"#).unwrap();
         assert!(no_x5c.certificate().is_err());
     }

@@ -59,11 +59,7 @@ impl ErrorBody {
             error_code: raw.error_code.or(raw.oauth_error),
             error_summary: raw.error_summary.or(raw.oauth_error_description),
             error_id: raw.error_id,
-            error_causes: raw
-                .error_causes
-                .into_iter()
-                .filter_map(|cause| cause.error_summary)
-                .collect(),
+            error_causes: raw.error_causes.into_iter().filter_map(|cause| cause.error_summary).collect(),
         }
     }
 }
@@ -102,10 +98,7 @@ pub enum OktaError {
     NotFound { body: ErrorBody },
     /// 429: the bucket is exhausted until `reset_after` from now.
     #[error("Okta rate limit exceeded, resets in {}s: {body}", reset_after.as_secs())]
-    RateLimited {
-        reset_after: Duration,
-        body: ErrorBody,
-    },
+    RateLimited { reset_after: Duration, body: ErrorBody },
     /// 5xx.
     #[error("Okta server error ({status}): {body}")]
     Server { status: u16, body: ErrorBody },
@@ -235,8 +228,7 @@ mod tests {
 
     #[test]
     fn parses_oauth_error_body() {
-        let body =
-            br#"{"error":"invalid_client","error_description":"The client_assertion is invalid."}"#;
+        let body = br#"{"error":"invalid_client","error_description":"The client_assertion is invalid."}"#;
         let err = OktaError::from_status(401, body, Duration::ZERO);
         assert_eq!(err.error_code(), Some("invalid_client"));
         assert!(err.to_string().contains("client_assertion is invalid"));
@@ -248,14 +240,8 @@ mod tests {
         let rate_limited = OktaError::from_status(429, b"{}", reset);
         assert_eq!(rate_limited.class(), ErrorClass::Retryable);
         assert_eq!(rate_limited.retry_after(), Some(reset));
-        assert_eq!(
-            OktaError::from_status(503, b"", reset).class(),
-            ErrorClass::Retryable
-        );
-        assert_eq!(
-            OktaError::from_status(404, b"<html>", reset).class(),
-            ErrorClass::Terminal
-        );
+        assert_eq!(OktaError::from_status(503, b"", reset).class(), ErrorClass::Retryable);
+        assert_eq!(OktaError::from_status(404, b"<html>", reset).class(), ErrorClass::Terminal);
         assert_eq!(OktaError::from_status(403, b"", reset).kind(), "Forbidden");
         assert_eq!(OktaError::from_status(409, b"", reset).kind(), "Validation");
     }

@@ -28,10 +28,7 @@ pub fn bucket_for(method: &http::Method, path: &str) -> String {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
         ["api", "v1", "apps", _id]
-            if matches!(
-                *method,
-                http::Method::GET | http::Method::PUT | http::Method::DELETE
-            ) =>
+            if matches!(*method, http::Method::GET | http::Method::PUT | http::Method::DELETE) =>
         {
             "/api/v1/apps/{id}".to_string()
         }
@@ -50,8 +47,7 @@ pub struct RateLimitHeaders {
 
 impl RateLimitHeaders {
     pub fn parse(headers: &HeaderMap) -> RateLimitHeaders {
-        let number =
-            |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+        let number = |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
         RateLimitHeaders {
             limit: number("x-rate-limit-limit").and_then(|v| u32::try_from(v).ok()),
             remaining: number("x-rate-limit-remaining").and_then(|v| u32::try_from(v).ok()),
@@ -61,9 +57,7 @@ impl RateLimitHeaders {
 
     /// Time from now until the reset (zero when it is past or unknown).
     pub fn reset_after(&self) -> Duration {
-        self.reset
-            .and_then(|reset| reset.duration_since(SystemTime::now()).ok())
-            .unwrap_or_default()
+        self.reset.and_then(|reset| reset.duration_since(SystemTime::now()).ok()).unwrap_or_default()
     }
 }
 
@@ -129,11 +123,7 @@ impl RateLimiter {
                 Decision::WaitForAnswer => notified.await,
                 Decision::WaitUntil(at) => {
                     let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
-                    tracing::debug!(
-                        bucket,
-                        wait_ms = wait.as_millis() as u64,
-                        "pacing Okta requests"
-                    );
+                    tracing::debug!(bucket, wait_ms = wait.as_millis() as u64, "pacing Okta requests");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = notified => {}
@@ -222,10 +212,7 @@ impl RateLimiter {
                 }
             }
             if status == 429 {
-                let until = headers
-                    .reset
-                    .filter(|reset| *reset > now)
-                    .unwrap_or(now + Duration::from_secs(1));
+                let until = headers.reset.filter(|reset| *reset > now).unwrap_or(now + Duration::from_secs(1));
                 bucket.blocked_until = Some(until + RESET_MARGIN);
                 bucket.remaining = Some(0);
             }
@@ -273,36 +260,17 @@ mod tests {
     use http::Method;
 
     fn headers(limit: u32, remaining: u32, reset: SystemTime) -> RateLimitHeaders {
-        RateLimitHeaders {
-            limit: Some(limit),
-            remaining: Some(remaining),
-            reset: Some(reset),
-        }
+        RateLimitHeaders { limit: Some(limit), remaining: Some(remaining), reset: Some(reset) }
     }
 
     #[test]
     fn buckets_follow_oktas_table() {
-        assert_eq!(
-            bucket_for(&Method::GET, "/api/v1/apps/0oa1"),
-            "/api/v1/apps/{id}"
-        );
-        assert_eq!(
-            bucket_for(&Method::PUT, "/api/v1/apps/0oa1"),
-            "/api/v1/apps/{id}"
-        );
+        assert_eq!(bucket_for(&Method::GET, "/api/v1/apps/0oa1"), "/api/v1/apps/{id}");
+        assert_eq!(bucket_for(&Method::PUT, "/api/v1/apps/0oa1"), "/api/v1/apps/{id}");
         assert_eq!(bucket_for(&Method::GET, "/api/v1/apps"), "/api/v1/apps");
-        assert_eq!(
-            bucket_for(&Method::POST, "/api/v1/apps/0oa1/credentials/keys/generate"),
-            "/api/v1/apps"
-        );
-        assert_eq!(
-            bucket_for(&Method::GET, "/api/v1/apps/0oa1/credentials/keys/k"),
-            "/api/v1/apps"
-        );
-        assert_eq!(
-            bucket_for(&Method::POST, "/oauth2/v1/token"),
-            "/oauth2/v1/token"
-        );
+        assert_eq!(bucket_for(&Method::POST, "/api/v1/apps/0oa1/credentials/keys/generate"), "/api/v1/apps");
+        assert_eq!(bucket_for(&Method::GET, "/api/v1/apps/0oa1/credentials/keys/k"), "/api/v1/apps");
+        assert_eq!(bucket_for(&Method::POST, "/oauth2/v1/token"), "/oauth2/v1/token");
     }
 
     #[test]
@@ -314,14 +282,8 @@ mod tests {
         let parsed = RateLimitHeaders::parse(&map);
         assert_eq!(parsed.limit, Some(100));
         assert_eq!(parsed.remaining, Some(99));
-        assert_eq!(
-            parsed.reset,
-            Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
-        );
-        assert_eq!(
-            RateLimitHeaders::parse(&HeaderMap::new()),
-            RateLimitHeaders::default()
-        );
+        assert_eq!(parsed.reset, Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
+        assert_eq!(RateLimitHeaders::parse(&HeaderMap::new()), RateLimitHeaders::default());
     }
 
     #[test]
@@ -378,10 +340,7 @@ mod tests {
             Decision::WaitUntil(at) => assert!(at >= reset),
             _ => panic!("expected to wait after a 429"),
         }
-        assert!(matches!(
-            limiter.decide("b", reset + RESET_MARGIN),
-            Decision::Go
-        ));
+        assert!(matches!(limiter.decide("b", reset + RESET_MARGIN), Decision::Go));
     }
 
     #[test]
@@ -390,21 +349,12 @@ mod tests {
         let start = SystemTime::now() - Duration::from_secs(10);
         let old_reset = start + Duration::from_secs(1);
         assert!(matches!(limiter.decide("b", start), Decision::Go));
-        assert!(matches!(
-            limiter.decide("b", start),
-            Decision::WaitForAnswer
-        ));
+        assert!(matches!(limiter.decide("b", start), Decision::WaitForAnswer));
         limiter.record_answer("b", &headers(5, 4, old_reset), 200);
         // Time has passed the reset: a new window, and a late answer of the old one changes nothing.
-        assert!(matches!(
-            limiter.decide("b", SystemTime::now()),
-            Decision::Go
-        ));
+        assert!(matches!(limiter.decide("b", SystemTime::now()), Decision::Go));
         limiter.record_answer("b", &headers(5, 0, old_reset), 200);
         assert_eq!(limiter.status("b").unwrap().remaining, None);
-        assert!(matches!(
-            limiter.decide("b", SystemTime::now()),
-            Decision::Go
-        ));
+        assert!(matches!(limiter.decide("b", SystemTime::now()), Decision::Go));
     }
 }

@@ -59,10 +59,7 @@ impl Transport {
         let bucket = bucket_for(&out.method, out.url.path());
         self.limiter.acquire(&bucket).await;
         let started = Instant::now();
-        let mut request = self
-            .http
-            .request(out.method.clone(), out.url)
-            .headers(out.headers);
+        let mut request = self.http.request(out.method.clone(), out.url).headers(out.headers);
         if let Some(body) = out.body {
             request = request.body(body);
         }
@@ -80,9 +77,7 @@ impl Transport {
                 self.limiter.record_failure(&bucket);
                 self.report(out.endpoint, None, &bucket, None, elapsed);
                 tracing::debug!(endpoint = out.endpoint, "Okta request timed out");
-                return Err(OktaError::Timeout {
-                    timeout: self.timeout,
-                });
+                return Err(OktaError::Timeout { timeout: self.timeout });
             }
             Ok(Err(err)) => {
                 self.limiter.record_failure(&bucket);
@@ -107,12 +102,7 @@ impl Transport {
             status,
             reason: format!("body not fully received: {}", describe(&err)),
         })?;
-        Ok(Answer {
-            status,
-            headers,
-            body,
-            rate,
-        })
+        Ok(Answer { status, headers, body, rate })
     }
 
     fn report(
@@ -137,10 +127,7 @@ impl Transport {
 }
 
 fn transport_error(err: &reqwest::Error) -> OktaError {
-    OktaError::Transport {
-        message: describe(err),
-        connect: err.is_connect(),
-    }
+    OktaError::Transport { message: describe(err), connect: err.is_connect() }
 }
 
 /// The error and its causes on one line; reqwest's top-level message alone is vague.

@@ -181,10 +181,7 @@ mod tests {
         assert_eq!(key.kid, "SIMc");
         assert_eq!(key.x5t_s256.as_deref(), Some("5GOp"));
         assert_eq!(key.use_.as_deref(), Some("sig"));
-        assert_eq!(
-            key.expires_at,
-            Some("2017-12-10T18:56:22Z".parse().unwrap())
-        );
+        assert_eq!(key.expires_at, Some("2017-12-10T18:56:22Z".parse().unwrap()));
         assert!(key.extra.contains_key("futureField"));
     }
 
@@ -220,8 +217,7 @@ mod tests {
 
     #[test]
     fn application_without_signing_has_no_active_kid() {
-        let app: Application =
-            serde_json::from_str(r#"{"id":"0oa2","label":"B","signOnMode":"BOOKMARK"}"#).unwrap();
+        let app: Application = serde_json::from_str(r#"{"id":"0oa2","label":"B","signOnMode":"BOOKMARK"}"#).unwrap();
         assert_eq!(app.active_kid(), None);
     }
 }

@@ -53,9 +53,7 @@ pub enum NonceScope {
 
 impl std::fmt::Debug for DpopSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DpopSigner")
-            .field("public_jwk", self.key.public_jwk())
-            .finish_non_exhaustive()
+        f.debug_struct("DpopSigner").field("public_jwk", self.key.public_jwk()).finish_non_exhaustive()
     }
 }
 
@@ -67,12 +65,7 @@ impl DpopSigner {
         let mut header = Header::new(key.algorithm());
         header.typ = Some("dpop+jwt".into());
         header.jwk = Some(jwk);
-        Ok(DpopSigner {
-            key,
-            header,
-            token_nonce: Mutex::new(None),
-            resource_nonce: Mutex::new(None),
-        })
+        Ok(DpopSigner { key, header, token_nonce: Mutex::new(None), resource_nonce: Mutex::new(None) })
     }
 
     pub fn public_jwk(&self) -> &serde_json::Value {
@@ -92,10 +85,7 @@ impl DpopSigner {
     }
 
     pub fn nonce(&self, scope: NonceScope) -> Option<String> {
-        self.slot(scope)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.slot(scope).lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// A proof for one request. `access_token` is given for resource requests (it becomes `ath`).
@@ -111,8 +101,7 @@ impl DpopSigner {
             htu: &htu(url),
             iat: jiff::Timestamp::now().as_second(),
             jti: random_id(),
-            ath: access_token
-                .map(|token| URL_SAFE_NO_PAD.encode(Sha256::digest(token.expose_secret()))),
+            ath: access_token.map(|token| URL_SAFE_NO_PAD.encode(Sha256::digest(token.expose_secret()))),
             nonce: self.nonce(scope),
         };
         let jwt = jsonwebtoken::encode(&self.header, &claims, self.key.encoding_key())
@@ -156,16 +145,11 @@ mod tests {
         let signer = DpopSigner::generate().unwrap();
         let url = Url::parse("https://acme.okta.com/api/v1/apps/0oa1?limit=1#frag").unwrap();
         let token = SecretString::from("access-token-value");
-        let proof = signer
-            .proof(&http::Method::PUT, &url, Some(&token), NonceScope::Resource)
-            .unwrap();
+        let proof = signer.proof(&http::Method::PUT, &url, Some(&token), NonceScope::Resource).unwrap();
         let (header, claims) = decode(proof.expose_secret(), &signer);
         assert_eq!(header.typ.as_deref(), Some("dpop+jwt"));
         let jwk = serde_json::to_value(header.jwk.unwrap()).unwrap();
-        assert!(
-            jwk.get("d").is_none(),
-            "the proof must carry only the public key"
-        );
+        assert!(jwk.get("d").is_none(), "the proof must carry only the public key");
         assert_eq!(claims["htm"], "PUT");
         assert_eq!(claims["htu"], "https://acme.okta.com/api/v1/apps/0oa1");
         let expected_ath = URL_SAFE_NO_PAD.encode(Sha256::digest(b"access-token-value"));
@@ -179,12 +163,8 @@ mod tests {
         let signer = DpopSigner::generate().unwrap();
         let url = Url::parse("https://acme.okta.com/oauth2/v1/token").unwrap();
         signer.set_nonce(NonceScope::TokenEndpoint, "n-1");
-        let first = signer
-            .proof(&http::Method::POST, &url, None, NonceScope::TokenEndpoint)
-            .unwrap();
-        let second = signer
-            .proof(&http::Method::POST, &url, None, NonceScope::Resource)
-            .unwrap();
+        let first = signer.proof(&http::Method::POST, &url, None, NonceScope::TokenEndpoint).unwrap();
+        let second = signer.proof(&http::Method::POST, &url, None, NonceScope::Resource).unwrap();
         let (_, first) = decode(first.expose_secret(), &signer);
         let (_, second) = decode(second.expose_secret(), &signer);
         assert_eq!(first["nonce"], "n-1");

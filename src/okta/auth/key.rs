@@ -40,23 +40,14 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 fn b64_field(jwk: &Value, name: &str) -> Result<Vec<u8>> {
-    let text = jwk
-        .get(name)
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid(&format!("JWK has no `{name}`")))?;
-    URL_SAFE_NO_PAD
-        .decode(text.trim_end_matches('='))
-        .map_err(|_| invalid(&format!("JWK `{name}` is not base64url")))
+    let text = jwk.get(name).and_then(Value::as_str).ok_or_else(|| invalid(&format!("JWK has no `{name}`")))?;
+    URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).map_err(|_| invalid(&format!("JWK `{name}` is not base64url")))
 }
 
 impl PrivateKey {
     /// Reads a PEM (PKCS#1 RSA, SEC1 EC, or unencrypted PKCS#8 of either) or a private JWK.
     pub fn parse(text: &str) -> Result<PrivateKey> {
-        if text.trim_start().starts_with('{') {
-            PrivateKey::from_jwk(text)
-        } else {
-            PrivateKey::from_pem(text)
-        }
+        if text.trim_start().starts_with('{') { PrivateKey::from_jwk(text) } else { PrivateKey::from_pem(text) }
     }
 
     pub fn from_pem(pem: &str) -> Result<PrivateKey> {
@@ -65,8 +56,7 @@ impl PrivateKey {
             return Err(invalid("encrypted PEM keys are not supported"));
         }
         if pem.starts_with("-----BEGIN RSA PRIVATE KEY-----") {
-            let key = rsa::RsaPrivateKey::from_pkcs1_pem(pem)
-                .map_err(|_| invalid("malformed PKCS#1 RSA key"))?;
+            let key = rsa::RsaPrivateKey::from_pkcs1_pem(pem).map_err(|_| invalid("malformed PKCS#1 RSA key"))?;
             return PrivateKey::from_rsa(&key);
         }
         if pem.starts_with("-----BEGIN EC PRIVATE KEY-----") {
@@ -76,9 +66,7 @@ impl PrivateKey {
             if let Ok(key) = p384::SecretKey::from_sec1_pem(pem) {
                 return PrivateKey::from_p384(&key);
             }
-            return Err(invalid(
-                "malformed or unsupported EC key (P-256 and P-384 only)",
-            ));
+            return Err(invalid("malformed or unsupported EC key (P-256 and P-384 only)"));
         }
         if pem.starts_with("-----BEGIN PRIVATE KEY-----") {
             if let Ok(key) = rsa::RsaPrivateKey::from_pkcs8_pem(pem) {
@@ -99,9 +87,8 @@ impl PrivateKey {
         let jwk: Value = serde_json::from_str(json).map_err(|_| invalid("JWK is not JSON"))?;
         match jwk.get("kty").and_then(Value::as_str) {
             Some("RSA") => {
-                let number = |name: &str| -> Result<rsa::BigUint> {
-                    Ok(rsa::BigUint::from_bytes_be(&b64_field(&jwk, name)?))
-                };
+                let number =
+                    |name: &str| -> Result<rsa::BigUint> { Ok(rsa::BigUint::from_bytes_be(&b64_field(&jwk, name)?)) };
                 let key = rsa::RsaPrivateKey::from_components(
                     number("n")?,
                     number("e")?,
@@ -109,19 +96,18 @@ impl PrivateKey {
                     vec![number("p")?, number("q")?],
                 )
                 .map_err(|_| invalid("inconsistent RSA JWK"))?;
-                key.validate()
-                    .map_err(|_| invalid("inconsistent RSA JWK"))?;
+                key.validate().map_err(|_| invalid("inconsistent RSA JWK"))?;
                 PrivateKey::from_rsa(&key)
             }
             Some("EC") => {
                 let d = b64_field(&jwk, "d")?;
                 match jwk.get("crv").and_then(Value::as_str) {
-                    Some("P-256") => PrivateKey::from_p256(
-                        &p256::SecretKey::from_slice(&d).map_err(|_| invalid("bad P-256 `d`"))?,
-                    ),
-                    Some("P-384") => PrivateKey::from_p384(
-                        &p384::SecretKey::from_slice(&d).map_err(|_| invalid("bad P-384 `d`"))?,
-                    ),
+                    Some("P-256") => {
+                        PrivateKey::from_p256(&p256::SecretKey::from_slice(&d).map_err(|_| invalid("bad P-256 `d`"))?)
+                    }
+                    Some("P-384") => {
+                        PrivateKey::from_p384(&p384::SecretKey::from_slice(&d).map_err(|_| invalid("bad P-384 `d`"))?)
+                    }
                     _ => Err(invalid("EC JWK curve must be P-256 or P-384")),
                 }
             }
@@ -130,9 +116,7 @@ impl PrivateKey {
     }
 
     pub fn from_rsa(key: &rsa::RsaPrivateKey) -> Result<PrivateKey> {
-        let der = key
-            .to_pkcs1_der()
-            .map_err(|_| invalid("cannot encode RSA key"))?;
+        let der = key.to_pkcs1_der().map_err(|_| invalid("cannot encode RSA key"))?;
         Ok(PrivateKey {
             encoding: EncodingKey::from_rsa_der(der.as_bytes()),
             algorithm: Algorithm::RS256,
@@ -145,11 +129,8 @@ impl PrivateKey {
     }
 
     pub fn from_p256(key: &p256::SecretKey) -> Result<PrivateKey> {
-        let der = key
-            .to_pkcs8_der()
-            .map_err(|_| invalid("cannot encode P-256 key"))?;
-        let point =
-            p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&key.public_key(), false);
+        let der = key.to_pkcs8_der().map_err(|_| invalid("cannot encode P-256 key"))?;
+        let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&key.public_key(), false);
         let (x, y) = (point.x(), point.y());
         Ok(PrivateKey {
             encoding: EncodingKey::from_ec_der(der.as_bytes()),
@@ -164,11 +145,8 @@ impl PrivateKey {
     }
 
     pub fn from_p384(key: &p384::SecretKey) -> Result<PrivateKey> {
-        let der = key
-            .to_pkcs8_der()
-            .map_err(|_| invalid("cannot encode P-384 key"))?;
-        let point =
-            p384::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&key.public_key(), false);
+        let der = key.to_pkcs8_der().map_err(|_| invalid("cannot encode P-384 key"))?;
+        let point = p384::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&key.public_key(), false);
         let (x, y) = (point.x(), point.y());
         Ok(PrivateKey {
             encoding: EncodingKey::from_ec_der(der.as_bytes()),

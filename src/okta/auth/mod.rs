@@ -54,20 +54,9 @@ impl Authenticator {
     pub fn new(auth: Auth, base_url: &Url) -> Result<Authenticator> {
         Ok(match auth {
             Auth::ApiToken(token) => Authenticator::ApiToken(token),
-            Auth::OAuth {
-                client_id,
-                private_key,
-                key_id,
-                scopes,
-                dpop,
-            } => Authenticator::OAuth(Box::new(OAuthClient::new(
-                client_id,
-                private_key,
-                key_id,
-                scopes,
-                base_url,
-                dpop,
-            )?)),
+            Auth::OAuth { client_id, private_key, key_id, scopes, dpop } => Authenticator::OAuth(Box::new(
+                OAuthClient::new(client_id, private_key, key_id, scopes, base_url, dpop)?,
+            )),
         })
     }
 
@@ -83,30 +72,19 @@ impl Authenticator {
         match self {
             Authenticator::ApiToken(token) => {
                 headers.insert(http::header::AUTHORIZATION, ssws::authorization(token)?);
-                Ok(Presented {
-                    token_generation: None,
-                    dpop: false,
-                })
+                Ok(Presented { token_generation: None, dpop: false })
             }
             Authenticator::OAuth(client) => {
                 let token: AccessToken = client.token(transport, stale_token).await?;
                 let scheme = if token.dpop { "DPoP" } else { "Bearer" };
-                let value = SecretString::from(format!(
-                    "{scheme} {}",
-                    secrecy::ExposeSecret::expose_secret(&token.value)
-                ));
+                let value =
+                    SecretString::from(format!("{scheme} {}", secrecy::ExposeSecret::expose_secret(&token.value)));
                 headers.insert(http::header::AUTHORIZATION, sensitive(&value)?);
                 if token.dpop {
-                    let proof =
-                        client
-                            .dpop
-                            .proof(method, url, Some(&token.value), NonceScope::Resource)?;
+                    let proof = client.dpop.proof(method, url, Some(&token.value), NonceScope::Resource)?;
                     headers.insert("dpop", sensitive(&proof)?);
                 }
-                Ok(Presented {
-                    token_generation: Some(token.generation),
-                    dpop: token.dpop,
-                })
+                Ok(Presented { token_generation: Some(token.generation), dpop: token.dpop })
             }
         }
     }

@@ -99,9 +99,8 @@ impl OAuthClient {
         base_url: &Url,
         mode: DpopMode,
     ) -> Result<OAuthClient> {
-        let token_url = base_url
-            .join("/oauth2/v1/token")
-            .map_err(|err| OktaError::Config(format!("token URL: {err}")))?;
+        let token_url =
+            base_url.join("/oauth2/v1/token").map_err(|err| OktaError::Config(format!("token URL: {err}")))?;
         if scopes.is_empty() {
             return Err(OktaError::Config("OAuth needs at least one scope".into()));
         }
@@ -175,21 +174,10 @@ impl OAuthClient {
                 .append_pair("client_assertion", assertion.expose_secret())
                 .finish();
             let mut headers = HeaderMap::new();
-            headers.insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/x-www-form-urlencoded"),
-            );
-            headers.insert(
-                http::header::ACCEPT,
-                HeaderValue::from_static("application/json"),
-            );
+            headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+            headers.insert(http::header::ACCEPT, HeaderValue::from_static("application/json"));
             if use_dpop {
-                let proof = self.dpop.proof(
-                    &Method::POST,
-                    &self.token_url,
-                    None,
-                    NonceScope::TokenEndpoint,
-                )?;
+                let proof = self.dpop.proof(&Method::POST, &self.token_url, None, NonceScope::TokenEndpoint)?;
                 headers.insert("dpop", sensitive(&proof)?);
             }
             let answer = transport
@@ -201,11 +189,7 @@ impl OAuthClient {
                     endpoint: "POST /oauth2/v1/token",
                 })
                 .await?;
-            if let Some(nonce) = answer
-                .headers
-                .get("dpop-nonce")
-                .and_then(|v| v.to_str().ok())
-            {
+            if let Some(nonce) = answer.headers.get("dpop-nonce").and_then(|v| v.to_str().ok()) {
                 self.dpop.set_nonce(NonceScope::TokenEndpoint, nonce);
             }
             if (200..300).contains(&answer.status) {
@@ -227,9 +211,7 @@ impl OAuthClient {
                 switched_to_dpop = true;
                 use_dpop = true;
                 self.dpop_required.store(true, Ordering::Relaxed);
-                tracing::info!(
-                    "Okta requires DPoP for this client; switching to DPoP-bound tokens"
-                );
+                tracing::info!("Okta requires DPoP for this client; switching to DPoP-bound tokens");
                 continue;
             }
             return Err(match answer.status {
@@ -242,32 +224,18 @@ impl OAuthClient {
     }
 
     fn accept_token(&self, body: &[u8], status: u16, sent_dpop: bool) -> Result<CachedToken> {
-        let parsed: TokenResponse =
-            serde_json::from_slice(body).map_err(|err| OktaError::UndecodableBody {
-                status,
-                // serde's message names a position, never the content.
-                reason: format!("token response: {err}"),
-            })?;
-        let dpop = parsed
-            .token_type
-            .as_deref()
-            .map(|kind| kind.eq_ignore_ascii_case("DPoP"))
-            .unwrap_or(sent_dpop);
+        let parsed: TokenResponse = serde_json::from_slice(body).map_err(|err| OktaError::UndecodableBody {
+            status,
+            // serde's message names a position, never the content.
+            reason: format!("token response: {err}"),
+        })?;
+        let dpop = parsed.token_type.as_deref().map(|kind| kind.eq_ignore_ascii_case("DPoP")).unwrap_or(sent_dpop);
         let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
         let ahead = REFRESH_AHEAD.min(lifetime / 5);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::debug!(
-            lifetime_s = lifetime.as_secs(),
-            dpop,
-            generation,
-            "obtained Okta access token"
-        );
+        tracing::debug!(lifetime_s = lifetime.as_secs(), dpop, generation, "obtained Okta access token");
         Ok(CachedToken {
-            token: AccessToken {
-                value: SecretString::from(parsed.access_token),
-                dpop,
-                generation,
-            },
+            token: AccessToken { value: SecretString::from(parsed.access_token), dpop, generation },
             refresh_at: Instant::now() + lifetime - ahead,
         })
     }
