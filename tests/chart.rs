@@ -660,3 +660,203 @@ async fn scoped_install_stays_inside_its_namespaces() {
     ]);
     assert_can_i(&sa, false, &forbidden);
 }
+
+/// Kills the operator process when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The real `samlcred controller`, run with the installed Deployment's arguments and nothing but the
+/// installed ServiceAccount's token, against the Okta simulator: it adopts the active keys of two apps
+/// (one through an OktaOrg, one through a ClusterOktaOrg), writes both Secrets, restarts the target
+/// Deployment, and never meets a "forbidden". This is what "least privilege that works" means.
+#[tokio::test]
+async fn the_operator_works_under_the_scoped_rbac() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Secret;
+    use okta_sim::{OktaSim, SeedApp, SeedKey, SimConfig};
+
+    let plane = testenv::shared();
+    let client = testenv::client().await.unwrap();
+    let ns = TestNamespace::create(&client, "chart-run").await.unwrap();
+    let watched = TestNamespace::create(&client, "chart-run-a").await.unwrap();
+    let release = format!("rn{}", ns.name.rsplit('-').next().unwrap());
+    let full = format!("{release}-samlcred");
+    let (n, a) = (ns.name.as_str(), watched.name.as_str());
+    helm_install(
+        &release,
+        n,
+        &[
+            &format!("watchNamespaces={{{a}}}"),
+            "listenAddress=127.0.0.1",
+            &format!("metrics.port={}", free_port()),
+            &format!("health.port={}", free_port()),
+            "logFormat=text",
+            "extraArgs={--allow-insecure-okta-http}",
+        ],
+    );
+
+    // The arguments as installed, less any flag this build of the binary does not know yet.
+    let mut get = plane.kubectl();
+    get.args(["get", "deployment", &full, "-n", n, "-o", "jsonpath={.spec.template.spec.containers[0].args}"]);
+    let installed: Vec<String> = serde_json::from_str(&stdout(&run(get, None))).unwrap();
+    let binary = env!("CARGO_BIN_EXE_samlcred");
+    let help = stdout(&run(
+        {
+            let mut c = Command::new(binary);
+            c.args(["controller", "--help"]);
+            c
+        },
+        None,
+    ));
+    let (args, unknown): (Vec<String>, Vec<String>) = installed.into_iter().partition(|arg| {
+        let flag = arg.split('=').next().unwrap();
+        !flag.starts_with("--") || help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n"))
+    });
+    if !unknown.is_empty() {
+        eprintln!("the samlcred binary does not know these chart flags yet; left out here: {unknown:?}");
+    }
+
+    let sim = OktaSim::start(SimConfig::default()).await.unwrap();
+    sim.add_api_token("chart-token");
+    let now = sim.now();
+    let key = SeedKey {
+        not_before: now - jiff::SignedDuration::from_hours(24 * 30),
+        not_after: now + jiff::SignedDuration::from_hours(24 * 300),
+    };
+    let seed = |label: &str| sim.seed_app(SeedApp { id: None, label: label.into(), keys: vec![key], active: 0 });
+    let (app, cluster_app) = (seed("chart namespaced org"), seed("chart cluster org"));
+    let cluster_org = format!("{release}-acme");
+    let manifests = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: okta-token, namespace: {a}}}
+stringData: {{token: chart-token}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: okta-token, namespace: {n}}}
+stringData: {{token: chart-token}}
+---
+apiVersion: samlcred.io/v1alpha1
+kind: OktaOrg
+metadata: {{name: acme, namespace: {a}}}
+spec: {{url: "{url}", auth: {{apiToken: {{secretRef: {{name: okta-token, key: token}}}}}}}}
+---
+apiVersion: samlcred.io/v1alpha1
+kind: ClusterOktaOrg
+metadata: {{name: {cluster_org}}}
+spec:
+  url: "{url}"
+  auth: {{apiToken: {{secretRef: {{name: okta-token, key: token}}}}}}
+  namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {a}}}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {a}}}
+spec:
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec: {{containers: [{{name: web, image: example.invalid/web:1}}]}}
+---
+apiVersion: samlcred.io/v1alpha1
+kind: SamlAppCredential
+metadata: {{name: web, namespace: {a}}}
+spec:
+  orgRef: {{name: acme}}
+  appId: {app_id}
+  secretName: web-saml-idp
+  rolloutRestartTargets: [{{kind: Deployment, name: web}}]
+---
+apiVersion: samlcred.io/v1alpha1
+kind: SamlAppCredential
+metadata: {{name: shared, namespace: {a}}}
+spec:
+  orgRef: {{kind: ClusterOktaOrg, name: {cluster_org}}}
+  appId: {cluster_app_id}
+  secretName: shared-saml-idp
+"#,
+        url = sim.base_url(),
+        app_id = app.id,
+        cluster_app_id = cluster_app.id,
+    );
+    let mut apply = plane.kubectl();
+    apply.args(["apply", "-f", "-"]);
+    run(apply, Some(&manifests));
+
+    // A kubeconfig holding only a token of the installed ServiceAccount.
+    let dir = scratch("run");
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::copy(plane.kubeconfig(), &kubeconfig).unwrap();
+    let mut token = plane.kubectl();
+    token.args(["create", "token", &full, "-n", n, "--duration=30m"]);
+    let token = stdout(&run(token, None)).trim().to_string();
+    for config in [
+        vec!["config", "set-credentials", "operator", &format!("--token={token}")],
+        vec!["config", "set-context", "--current", "--user=operator"],
+    ] {
+        let mut cmd = Command::new(plane.bin_dir().join("kubectl"));
+        cmd.env("KUBECONFIG", &kubeconfig).args(config);
+        run(cmd, None);
+    }
+    let mut whoami = Command::new(plane.bin_dir().join("kubectl"));
+    whoami.env("KUBECONFIG", &kubeconfig).args(["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]);
+    assert_eq!(stdout(&run(whoami, None)), format!("system:serviceaccount:{n}:{full}"));
+
+    let log_path = dir.join("controller.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let operator = Running(
+        Command::new(binary)
+            .args(&args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAME", "chart-test")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), a);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), a);
+    let kid_of = |secret: Option<Secret>| {
+        secret.and_then(|s| s.data).and_then(|d| d.get("kid").map(|k| String::from_utf8_lossy(&k.0).into_owned()))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    let (done, state) = loop {
+        let kid = kid_of(secrets.get_opt("web-saml-idp").await.unwrap());
+        let shared_kid = kid_of(secrets.get_opt("shared-saml-idp").await.unwrap());
+        let web = deployments.get("web").await.unwrap();
+        let restarted = web
+            .spec
+            .template
+            .metadata
+            .and_then(|m| m.annotations)
+            .is_some_and(|notes| notes.contains_key("samlcred.io/secret-hash"));
+        let state = format!("web-saml-idp kid {kid:?}, shared-saml-idp kid {shared_kid:?}, web restarted {restarted}");
+        if kid == sim.active_kid(&app.id) && shared_kid == sim.active_kid(&cluster_app.id) && restarted {
+            break (true, state);
+        }
+        if std::time::Instant::now() > deadline {
+            break (false, state);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    drop(operator);
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(done, "the operator did not finish its work under the chart's RBAC: {state}\n--- operator log ---\n{logs}");
+    let lower = logs.to_lowercase();
+    assert!(!lower.contains("forbidden") && !lower.contains("403"), "the operator was refused something:\n{logs}");
+}
