@@ -162,15 +162,22 @@ pub struct ControllerProcess {
 
 impl ControllerProcess {
     pub fn start(namespace: &str, envs: &[(&str, &str)]) -> ControllerProcess {
+        Self::start_with(&[namespace], &[], envs)
+    }
+
+    /// Starts a controller watching `namespaces` (comma-joined), with extra flags and environment.
+    pub fn start_with(namespaces: &[&str], args: &[&str], envs: &[(&str, &str)]) -> ControllerProcess {
+        let namespace = namespaces.join(",");
         let plane = testenv::shared();
         static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let log = plane.dir().join(format!("controller-{namespace}-{n}.log"));
+        let log = plane.dir().join(format!("controller-{}-{n}.log", namespaces[0]));
         let file = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_samlcred"));
         cmd.args(["controller", "--allow-insecure-okta-http", "--log-format=text", "--log-level=info,samlcred=debug"])
             .arg(format!("--namespaces={namespace}"))
             .args(["--metrics-bind-address=127.0.0.1:0", "--health-bind-address=127.0.0.1:0"])
+            .args(args)
             .env("KUBECONFIG", plane.kubeconfig())
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
@@ -259,4 +266,19 @@ pub async fn events(world: &World, name: &str) -> Vec<(String, String, String)> 
         .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
         .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
         .collect()
+}
+
+/// Waits for the Ready condition of an org (`kind` OktaOrg with `ns`, or ClusterOktaOrg).
+pub async fn org_ready(world: &World, kind: &str, name: &str, ns: Option<&str>) -> (String, String, String) {
+    let resource = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("samlcred.io", "v1alpha1", kind));
+    let api: kube::Api<kube::api::DynamicObject> = match ns {
+        Some(ns) => kube::Api::namespaced_with(world.client.clone(), ns, &resource),
+        None => kube::Api::all_with(world.client.clone(), &resource),
+    };
+    wait_for(&format!("{kind} {name} to have a Ready condition"), Duration::from_secs(90), || async {
+        let org = api.get(name).await.ok()?;
+        let ready = org.data["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Ready")?.clone();
+        Some((ready["status"].as_str()?.into(), ready["reason"].as_str()?.into(), ready["message"].as_str()?.into()))
+    })
+    .await
 }
