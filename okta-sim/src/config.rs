@@ -145,7 +145,8 @@ pub enum FaultKind {
     ConnectionReset,
 }
 
-/// One API call the simulator answered (control calls under `/__sim` are not recorded).
+/// One API call the simulator answered (control calls under `/__sim` are not recorded). A call is
+/// recorded when its answer is ready, even if the client has hung up by then.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallRecord {
     pub method: String,

@@ -129,7 +129,8 @@ impl OktaSim {
         self.state.faults.add(fault);
     }
 
-    /// Every API call (control calls excluded), in the order they arrived.
+    /// Every API call (control calls excluded), in the order they were answered (which is the
+    /// order they arrived unless calls overlap, e.g. under a latency fault); `at` is the arrival.
     pub fn calls(&self) -> Vec<CallRecord> {
         self.state.calls()
     }

@@ -280,3 +280,32 @@ async fn a_delayed_call_is_carried_out_even_when_the_client_gives_up() {
     assert_eq!(sim.calls()[0].status, 201);
     assert_eq!(sim.keys(&app.id).len(), 1, "Okta generated the key all the same");
 }
+
+#[tokio::test]
+async fn the_token_endpoint_has_its_own_bucket() {
+    let window = Duration::from_secs(60);
+    let rate_limits = RateLimits {
+        apps_collection: BucketLimit { limit: 100, window },
+        app_instance: BucketLimit { limit: 100, window },
+        token: BucketLimit { limit: 1, window },
+    };
+    let sim = start_with(SimConfig { rate_limits, ..SimConfig::default() }).await;
+    let key = ClientKey::ec();
+    sim.add_oauth_client(okta_sim::OAuthClient {
+        client_id: "0oac".into(),
+        public_jwk: key.public_jwk.clone(),
+        scopes: vec!["okta.apps.read".into()],
+        require_dpop: false,
+    });
+    let http = client();
+    let token_url = format!("{}/oauth2/v1/token", sim.base_url());
+    let first = token_request(&http, &sim.base_url(), &key.assertion("0oac", &token_url), "okta.apps.read", None).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(header_u64(&first, "x-rate-limit-limit"), 1);
+    let second =
+        token_request(&http, &sim.base_url(), &key.assertion("0oac", &token_url), "okta.apps.read", None).await;
+    expect_okta_error(second, 429, "E0000047").await;
+    // The apps buckets are untouched.
+    let apps = ssws(http.get(format!("{}/api/v1/apps", sim.base_url()))).send().await.unwrap();
+    assert_eq!(header_u64(&apps, "x-rate-limit-remaining"), 99);
+}
