@@ -11,7 +11,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 chart="$root/charts/samlcred"
 release=samlcred
-namespace=samlcred
+namespace=samlcred-system
 
 if [ $# -gt 1 ]; then echo "usage: $0 [OUT_DIR]" >&2; exit 2; fi
 if [ $# -eq 1 ]; then

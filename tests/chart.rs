@@ -365,17 +365,17 @@ fn deploy_applies_and_its_service_account_is_limited() {
     assert!(!stderr.contains("PodSecurity"), "the pod template breaks the restricted standard:\n{stderr}");
     assert!(stdout(&out).contains("deployment.apps/samlcred serverside-applied"), "{}", stdout(&out));
 
-    let sa = "system:serviceaccount:samlcred:samlcred";
+    let sa = "system:serviceaccount:samlcred-system:samlcred";
     assert_can_i(
         sa,
         true,
         &[
             ("patch", "samlappcredentials.samlcred.io/status", "default"),
             ("create", "secrets", "default"),
-            ("update", "leases.coordination.k8s.io/samlcred", "samlcred"),
+            ("update", "leases.coordination.k8s.io/samlcred", "samlcred-system"),
         ],
     );
-    assert_can_i(sa, false, &forbidden_everywhere(&["samlcred", "default"]));
+    assert_can_i(sa, false, &forbidden_everywhere(&["samlcred-system", "default"]));
 }
 
 #[tokio::test]
