@@ -290,7 +290,7 @@ fn chart_ships_exactly_the_generated_crds() {
     let shipped = std::fs::read_to_string(chart().join("crds/samlcred.io.yaml")).unwrap_or_default();
     assert!(
         generated == shipped,
-        "charts/samlcred/crds/samlcred.io.yaml differs from crds/samlcred.io.yaml; run `make deploy` and commit the result"
+        "charts/samlcred/crds/samlcred.io.yaml differs from crds/samlcred.io.yaml; run `make deploy` (scripts/render-deploy.sh) and commit the result"
     );
     assert_eq!(
         chart().join("crds").read_dir().unwrap().count(),
@@ -329,7 +329,7 @@ fn deploy_is_rendered_from_the_chart() {
         .extend(committed.keys().filter(|n| !expected.contains_key(*n)).map(|n| format!("deploy/{n} is not rendered")));
     assert!(
         drift.is_empty(),
-        "deploy/ has drifted from charts/samlcred: run `make deploy` and commit the result\n{}",
+        "deploy/ has drifted from charts/samlcred: run `make deploy` (scripts/render-deploy.sh) and commit the result\n{}",
         drift.join("\n")
     );
 
