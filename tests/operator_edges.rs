@@ -12,7 +12,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use okta_sim::{Fault, FaultKind, SeedKey};
 use samlcred::api::{OktaOrg, SamlAppCredential};
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::{World, condition, events, secret_kids, secret_text, wait_for};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -409,20 +409,28 @@ fn status_fault(app_id: &str, status: u16, code: &str, summary: &str, count: u32
 }
 
 #[tokio::test]
-async fn okta_server_errors_surface_and_clear() {
+async fn okta_server_errors_surface_back_off_and_clear() {
     let world = World::new("edge-5xx").await;
     let app = world.seed_app(SignedDuration::from_hours(24 * 365));
-    // Two reconciles' worth of failing reads (the client tries each call 4 times), then Okta recovers.
-    world.sim.inject_fault(status_fault(&app.id, 500, "E0000009", "Internal Server Error", 8));
+    // Three reconciles' worth of failing reads (the client tries each call 4 times), then Okta recovers.
+    world.sim.inject_fault(status_fault(&app.id, 500, "E0000009", "Internal Server Error", 12));
     world.create_credential("flaky", &app.id, json!({})).await;
     let mut controller = world.start_controller(&[]);
 
-    let sac = wait_for("Ready=False OktaError after two failed attempts", LONG, || async {
+    let first_failure = wait_for("a first failed attempt", LONG, || async {
         let sac = world.credential("flaky").await;
-        let ready = condition(&sac, "Ready")?;
-        (ready.1 == "OktaError" && sac.status.as_ref()?.failed_attempts >= 2).then_some(sac)
+        (sac.status.as_ref()?.failed_attempts >= 1).then(Instant::now)
     })
     .await;
+    let (sac, second_failure) = wait_for("Ready=False OktaError after two failed attempts", LONG, || async {
+        let sac = world.credential("flaky").await;
+        let ready = condition(&sac, "Ready")?;
+        (ready.1 == "OktaError" && sac.status.as_ref()?.failed_attempts >= 2).then(|| (sac, Instant::now()))
+    })
+    .await;
+    // The controller backs off (5s, jittered by 20%) between failed attempts instead of hammering Okta.
+    let gap = second_failure - first_failure;
+    assert!(gap >= Duration::from_millis(2500), "second failed attempt only {gap:?} after the first");
     let (status, _, message) = condition(&sac, "Ready").unwrap();
     assert_eq!(status, "False");
     assert!(message.contains("E0000009"), "{message}");
@@ -457,9 +465,19 @@ async fn okta_access_denied_is_reported_and_survived() {
     assert!(warnings.iter().any(|e| e.0 == "Warning"), "{warnings:?}");
     assert!(world.secrets().get_opt("denied-idp").await.unwrap().is_none());
     assert!(controller.running(), "the controller died: {}", controller.log_text());
-    // A 403 is terminal: one attempt per reconcile, not the client's retries.
-    let calls: Vec<u16> = world.sim.calls().iter().filter(|c| c.path.ends_with(&app.id)).map(|c| c.status).collect();
-    assert!(calls.iter().all(|s| *s == 403), "{calls:?}");
+    // A 403 is terminal: one call per reconcile, not the client's retries, and reconciles back off.
+    let first_failure = Instant::now();
+    wait_for("a second failed attempt", LONG, || async {
+        let sac = world.credential("denied").await;
+        (sac.status.as_ref()?.failed_attempts >= 2).then_some(())
+    })
+    .await;
+    let gap = first_failure.elapsed();
+    assert!(gap >= Duration::from_millis(2500), "second failed attempt only {gap:?} after the first");
+    let failed = world.credential("denied").await.status.unwrap().failed_attempts as usize;
+    let reads = app_reads(&world, &app.id);
+    assert!(reads <= failed + 2, "{reads} reads of the app for {failed} failed attempts: no backoff");
+    assert!(controller.running(), "the controller died: {}", controller.log_text());
 }
 
 #[tokio::test]

@@ -61,6 +61,11 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
     let api: Api<SamlAppCredential> = Api::namespaced(ctx.kube.clone(), &namespace);
     let now = Timestamp::now();
     let generation = credential.metadata.generation;
+    if let Some(wait) = backoff_remaining(&ctx.settings, credential.status.as_ref(), generation, now) {
+        // Still backing off from the last failure: this reconcile was triggered by an event (often
+        // samlcred's own status write), not by the requeue the failure asked for.
+        return Ok(Action::requeue(wait));
+    }
     let mut status = credential.status.clone().unwrap_or_default();
     if status.observed_generation != generation {
         // A new spec gets a fresh start, not the backoff earned by the old one.
@@ -152,6 +157,7 @@ async fn step(
     };
     let plan = rotation::plan(&input);
     tracing::debug!(credential = %name, namespace, ?plan, "planned");
+    let event = plan.event();
     // The planner reports an unparsable spec (InvalidSpec) before anything that needs the policy.
     let policy = Policy::from_spec(spec).ok();
     let policy = || policy.as_ref().ok_or(StepError::InvalidSpec);
@@ -160,6 +166,13 @@ async fn step(
 
     match plan {
         Plan::Report { reason, message } => {
+            // A report with an event of its own (SecretConflict) announces it once, when it starts.
+            let reported = status.conditions.iter().any(|c| c.type_ == conditions::READY && c.reason == reason);
+            if let Some((rotation::EventType::Warning, event_reason)) = event
+                && !reported
+            {
+                ctx.publish(credential, EventType::Warning, event_reason, &message, "Report").await;
+            }
             done.ready = ConditionState { type_: conditions::READY, status: false, reason, message };
             done.wake_at = Some(now + ctx.settings.okta_resync);
         }
@@ -260,6 +273,23 @@ async fn step(
         }
     }
     Ok(done)
+}
+
+/// How long the backoff after the last failure still runs, for an unchanged spec.
+fn backoff_remaining(
+    settings: &super::Settings,
+    status: Option<&SamlAppCredentialStatus>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Option<Duration> {
+    let status = status?;
+    if status.failed_attempts <= 0 || status.observed_generation != generation {
+        return None;
+    }
+    let failed_at = status.last_failure_time.as_ref()?.0;
+    let floor = jiff::SignedDuration::try_from(settings.backoff_floor(status.failed_attempts)).ok()?;
+    let remaining = failed_at.checked_add(floor).ok()?.duration_since(now);
+    remaining.is_positive().then(|| Duration::try_from(remaining).unwrap_or_default())
 }
 
 /// The status with the observedGeneration the final write will carry, for the intermediate writes.

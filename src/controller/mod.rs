@@ -42,6 +42,8 @@ impl Default for Settings {
     }
 }
 
+const BACKOFF_JITTER: f64 = 0.2;
+
 fn jitter(d: Duration, fraction: f64) -> Duration {
     let factor = 1.0 + rand::rng().random_range(-fraction..=fraction);
     d.mul_f64(factor.max(0.0))
@@ -66,9 +68,18 @@ impl Settings {
 
     /// Exponential backoff after `failures` consecutive failures, capped, with ±20% jitter.
     pub fn backoff(&self, failures: i32) -> Duration {
+        jitter(self.nominal_backoff(failures), BACKOFF_JITTER)
+    }
+
+    /// The shortest delay [`Settings::backoff`] picks: before it has passed since the last failure,
+    /// a reconcile (say, one triggered by samlcred's own status write) does not call Okta again.
+    pub fn backoff_floor(&self, failures: i32) -> Duration {
+        self.nominal_backoff(failures).mul_f64(1.0 - BACKOFF_JITTER)
+    }
+
+    fn nominal_backoff(&self, failures: i32) -> Duration {
         let exponent = failures.saturating_sub(1).clamp(0, 20) as u32;
-        let delay = self.backoff_base.saturating_mul(2u32.saturating_pow(exponent)).min(self.backoff_cap);
-        jitter(delay, 0.2)
+        self.backoff_base.saturating_mul(2u32.saturating_pow(exponent)).min(self.backoff_cap)
     }
 }
 
@@ -151,6 +162,16 @@ mod tests {
             let got = settings.backoff(failures).as_secs_f64();
             assert!(got >= nominal * 0.8 - 1e-9 && got <= nominal * 1.2 + 1e-9, "{failures} failures: {got}s");
         }
+    }
+
+    #[test]
+    fn backoff_floor_is_the_shortest_jittered_backoff() {
+        let settings = Settings::default();
+        for failures in [1, 2, 3, 8] {
+            let floor = settings.backoff_floor(failures);
+            assert!((0..100).all(|_| settings.backoff(failures) >= floor), "{failures} failures");
+        }
+        assert_eq!(settings.backoff_floor(1), Duration::from_secs(4));
     }
 
     #[test]
