@@ -6,7 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jiff::Timestamp;
 use rand::RngCore as _;
-use rcgen::{CertificateParams, DnType, KeyPair, PKCS_RSA_SHA256, SerialNumber};
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_RSA_SHA256, SerialNumber};
 use rsa::pkcs1::DecodeRsaPublicKey as _;
 use rsa::traits::PublicKeyParts as _;
 use serde_json::json;
@@ -94,7 +94,9 @@ pub fn issue_with_key(
         .context("the pooled RSA key is not a valid PKCS#8 RSA key")?;
 
     let mut params = CertificateParams::default();
-    // The subject and issuer Okta uses for app signing certificates.
+    // The subject and issuer Okta uses for app signing certificates, in Okta's order (the default
+    // parameters carry a CN of their own, which would otherwise come first).
+    params.distinguished_name = DistinguishedName::new();
     params.distinguished_name.push(DnType::CountryName, "US");
     params.distinguished_name.push(DnType::StateOrProvinceName, "California");
     params.distinguished_name.push(DnType::LocalityName, "San Francisco");

@@ -157,7 +157,10 @@ async fn generated_keys_are_real_rsa_keys_in_real_certificates() {
     assert_eq!(jwk["x5t#S256"], URL_SAFE_NO_PAD.encode(Sha256::digest(&der)).as_str());
     assert_eq!((jwk["kty"].as_str(), jwk["use"].as_str()), (Some("RSA"), Some("sig")));
     assert_eq!(cert.subject(), cert.issuer(), "self-signed");
-    assert!(cert.subject().to_string().contains("O=Okta"));
+    assert_eq!(
+        cert.subject().to_string(),
+        "C=US, ST=California, L=San Francisco, O=Okta, OU=SSOProvider, CN=samlcred-sim"
+    );
 
     let not_before = cert.validity().not_before.timestamp();
     let not_after = cert.validity().not_after.timestamp();
