@@ -372,7 +372,7 @@ fn deploy_applies_and_its_service_account_is_limited() {
         &[
             ("patch", "samlappcredentials.samlcred.io/status", "default"),
             ("create", "secrets", "default"),
-            ("update", "leases.coordination.k8s.io/samlcred", "samlcred-system"),
+            ("patch", "leases.coordination.k8s.io/samlcred", "samlcred-system"),
         ],
     );
     assert_can_i(sa, false, &forbidden_everywhere(&["samlcred-system", "default"]));
@@ -558,13 +558,15 @@ async fn cluster_wide_install_grants_only_what_the_operator_needs() {
             ("patch", "daemonsets.apps", o),
             ("get", "namespaces", ""),
             ("create", "leases.coordination.k8s.io", n),
-            ("update", &lease, n),
+            ("get", &lease, n),
+            ("patch", &lease, n),
         ],
     );
     let mut forbidden = forbidden_everywhere(&[n, o]);
     forbidden.extend([
         ("create", "leases.coordination.k8s.io", o),
-        ("update", "leases.coordination.k8s.io/someone-elses", n),
+        ("patch", "leases.coordination.k8s.io/someone-elses", n),
+        ("update", &lease, n),
         ("delete", "leases.coordination.k8s.io", n),
         ("update", "namespaces", ""),
         ("list", "namespaces", ""),
@@ -678,7 +680,7 @@ fn free_port() -> u16 {
 /// The real `samlcred controller`, run with the installed Deployment's arguments and nothing but the
 /// installed ServiceAccount's token, against the Okta simulator: it adopts the active keys of two apps
 /// (one through an OktaOrg, one through a ClusterOktaOrg), writes both Secrets, restarts the target
-/// Deployment, and never meets a "forbidden". This is what "least privilege that works" means.
+/// Deployment, holds the leader-election Lease, and never meets a "forbidden": least privilege that works.
 #[tokio::test]
 async fn the_operator_works_under_the_scoped_rbac() {
     use k8s_openapi::api::apps::v1::Deployment;
@@ -854,8 +856,16 @@ spec:
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
+    let holder = if args.iter().any(|a| a == "--leader-elect") {
+        use k8s_openapi::api::coordination::v1::Lease;
+        let lease = Api::<Lease>::namespaced(client.clone(), n).get_opt(&full).await.unwrap();
+        lease.and_then(|l| l.spec).and_then(|s| s.holder_identity)
+    } else {
+        Some("chart-test".to_string())
+    };
     drop(operator);
     let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(holder.as_deref(), Some("chart-test"), "the operator does not hold Lease {n}/{full}\n{logs}");
     assert!(done, "the operator did not finish its work under the chart's RBAC: {state}\n--- operator log ---\n{logs}");
     let lower = logs.to_lowercase();
     assert!(!lower.contains("forbidden") && !lower.contains("403"), "the operator was refused something:\n{logs}");
