@@ -510,7 +510,8 @@ async fn org_problems_are_reported() {
         (c.status == "False").then_some(c)
     })
     .await;
-    assert!(!org_ready.message.is_empty());
+    assert_eq!(org_ready.reason, "AuthenticationFailed");
+    assert!(org_ready.message.contains("E0000011"), "{}", org_ready.message);
     assert!(!org_ready.message.contains(BAD_TOKEN), "the token leaked: {}", org_ready.message);
 
     let wrong = wait_for("the credential of the bad org to be Ready=False", LONG, || async {
@@ -518,6 +519,9 @@ async fn org_problems_are_reported() {
         (condition(&sac, "Ready")?.0 == "False" && !condition(&sac, "Ready")?.2.is_empty()).then_some(sac)
     })
     .await;
+    let (_, reason, message) = condition(&wrong, "Ready").unwrap();
+    assert_eq!(reason, "OktaError", "{message}");
+    assert!(message.contains("did not accept the credentials"), "{message}");
     let text = serde_json::to_string(&wrong.status).unwrap();
     assert!(!text.contains(BAD_TOKEN), "the token leaked into status: {text}");
     assert!(world.secrets().get_opt("wrongtoken-idp").await.unwrap().is_none());
