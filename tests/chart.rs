@@ -232,13 +232,14 @@ fn forbidden_everywhere<'a>(namespaces: &[&'a str]) -> Vec<Question<'a>> {
     questions
 }
 
-fn helm_install(release: &str, namespace: &str, set: &[&str]) {
+/// `helm install`; returns what it prints (the release notes).
+fn helm_install(release: &str, namespace: &str, set: &[&str]) -> String {
     let mut cmd = helm();
     cmd.args(["install", release]).arg(chart()).args(["--namespace", namespace]);
     for s in set {
         cmd.args(["--set", s]);
     }
-    run(cmd, None);
+    stdout(&run(cmd, None))
 }
 
 fn kubectl_get_names(args: &[&str]) -> Vec<String> {
@@ -510,7 +511,8 @@ async fn cluster_wide_install_grants_only_what_the_operator_needs() {
     let release = format!("ic{}", ns.name.rsplit('-').next().unwrap());
     let full = format!("{release}-samlcred");
     let (n, o) = (ns.name.as_str(), other.name.as_str());
-    helm_install(&release, n, &[]);
+    let notes = helm_install(&release, n, &[]);
+    assert!(notes.contains("It manages every namespace."), "{notes}");
 
     let selector = format!("app.kubernetes.io/instance={release}");
     assert_eq!(
@@ -601,7 +603,8 @@ async fn scoped_install_stays_inside_its_namespaces() {
     let release = format!("is{}", ns.name.rsplit('-').next().unwrap());
     let full = format!("{release}-samlcred");
     let (n, a, b, o) = (ns.name.as_str(), a.name.as_str(), b.name.as_str(), other.name.as_str());
-    helm_install(&release, n, &[&format!("watchNamespaces={{{a},{b}}}")]);
+    let notes = helm_install(&release, n, &[&format!("watchNamespaces={{{a},{b}}}")]);
+    assert!(notes.contains(&format!("It manages the namespaces: {a}, {b}.")), "{notes}");
 
     let selector = format!("app.kubernetes.io/instance={release}");
     for watched in [a, b] {
