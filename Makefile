@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test demo kube fmt-check clippy unit crds bench clean-testenv
+.PHONY: test demo kube fmt-check clippy unit crds deploy bench clean-testenv
 
 ## test: every check CI runs (fmt, clippy, unit and integration tests); builds what it needs first.
 test: kube fmt-check clippy unit
@@ -28,6 +28,11 @@ demo: kube
 ## crds: regenerate crds/ from the Rust types.
 crds:
 	$(CARGO) run --quiet --bin samlcred -- crds > crds/samlcred.io.yaml
+	$(MAKE) deploy
+
+## deploy: copy crds/ into charts/samlcred/crds and render deploy/ from the chart (tests/chart.rs fails when they drift).
+deploy: kube
+	HELM="$$(bash tests/kube/build.sh)/helm" bash scripts/render-deploy.sh
 
 ## bench: the benchmarks, in release mode; they print their figures.
 bench:

@@ -12,7 +12,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the operator (out of cluster from the kubeconfig, in cluster from the pod's service account).
-    Controller(samlcred::runtime::controller::ControllerArgs),
+    Controller(Box<samlcred::runtime::controller::ControllerArgs>),
     /// Print the CustomResourceDefinitions as YAML (the source of `crds/`).
     Crds,
 }
@@ -21,7 +21,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Controller(args) => samlcred::runtime::controller::run(args).await,
+        Command::Controller(args) => samlcred::runtime::controller::run(*args).await,
         Command::Crds => {
             print!("{}", samlcred::api::crds_yaml());
             Ok(())

@@ -61,12 +61,16 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
     let api: Api<SamlAppCredential> = Api::namespaced(ctx.kube.clone(), &namespace);
     let now = Timestamp::now();
     let generation = credential.metadata.generation;
-    if let Some(wait) = backoff_remaining(&ctx.settings, credential.status.as_ref(), generation, now) {
+    // The cache can lag behind samlcred's own last status write; what this process remembers of its
+    // last failure is at least as new, so the backoff cannot be skipped by a stale read.
+    let uid = credential.uid().unwrap_or_default();
+    let cached = ctx.recall_failure(&uid, credential.status.clone(), generation);
+    if let Some(wait) = backoff_remaining(&ctx.settings, cached.as_ref(), generation, now) {
         // Still backing off from the last failure: this reconcile was triggered by an event (often
         // samlcred's own status write), not by the requeue the failure asked for.
         return Ok(Action::requeue(wait));
     }
-    let mut status = credential.status.clone().unwrap_or_default();
+    let mut status = cached.unwrap_or_default();
     if status.observed_generation != generation {
         // A new spec gets a fresh start, not the backoff earned by the old one.
         status.failed_attempts = 0;
@@ -84,6 +88,7 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
     let (next, action) = match result {
         Ok(done) => {
             let mut next = done.status;
+            ctx.forget_failure(&uid);
             next.failed_attempts = 0;
             next.last_failure_time = None;
             set_condition(&mut next.conditions, done.ready, generation, now);
@@ -104,6 +109,7 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
             let mut next = status.clone();
             next.failed_attempts = status.failed_attempts.saturating_add(1);
             next.last_failure_time = Some(record::time(now));
+            ctx.remember_failure(&uid, next.failed_attempts, now, generation);
             let ready = ConditionState { type_: conditions::READY, status: false, reason, message };
             set_condition(&mut next.conditions, ready, generation, now);
             let rotating = rotating_condition(&next, false);

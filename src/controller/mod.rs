@@ -9,7 +9,7 @@ pub mod orgs;
 pub mod status;
 pub mod workloads;
 
-use crate::api::{OrgKind, SamlAppCredential};
+use crate::api::{OrgKind, SamlAppCredential, SamlAppCredentialStatus};
 use crate::metrics::Metrics;
 use jiff::Timestamp;
 use kube::runtime::controller::Action;
@@ -18,6 +18,8 @@ use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use orgs::{OrgClients, OrgKey};
 use rand::Rng;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -92,9 +94,41 @@ pub struct Context {
     pub settings: Settings,
     /// The credentials samlcred watches, for the older-claimant rule.
     pub credentials: Vec<Store<SamlAppCredential>>,
+    /// The last failure of each credential (by uid) this process recorded: (attempts, when, generation).
+    pub failures: Mutex<HashMap<String, (i32, Timestamp, Option<i64>)>>,
 }
 
 impl Context {
+    pub fn remember_failure(&self, uid: &str, attempts: i32, at: Timestamp, generation: Option<i64>) {
+        self.failures.lock().unwrap().insert(uid.to_string(), (attempts, at, generation));
+    }
+
+    pub fn forget_failure(&self, uid: &str) {
+        self.failures.lock().unwrap().remove(uid);
+    }
+
+    /// `status`, with the failure count and time this process remembers when they are newer.
+    pub fn recall_failure(
+        &self,
+        uid: &str,
+        status: Option<SamlAppCredentialStatus>,
+        generation: Option<i64>,
+    ) -> Option<SamlAppCredentialStatus> {
+        let Some((attempts, at, remembered_generation)) = self.failures.lock().unwrap().get(uid).cloned() else {
+            return status;
+        };
+        let mut status = status.unwrap_or_default();
+        let cached_at = status.last_failure_time.as_ref().map(|t| t.0);
+        if remembered_generation == generation
+            && cached_at.is_none_or(|cached| cached < at.checked_sub(jiff::SignedDuration::from_secs(1)).unwrap_or(at))
+        {
+            status.failed_attempts = status.failed_attempts.max(attempts);
+            status.last_failure_time = Some(crate::rotation::record::time(at));
+            status.observed_generation = generation;
+        }
+        Some(status)
+    }
+
     /// Publishes an event on the credential; a failure to publish is logged, never fatal.
     pub async fn publish<K: Resource<DynamicType = ()>>(
         &self,

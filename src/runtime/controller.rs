@@ -1,5 +1,6 @@
 //! `samlcred controller`: runs the reconcilers until SIGTERM or Ctrl-C, finishing the step in flight.
 
+use super::leader::{self, LeaseSettings};
 use super::server::{self, Readiness};
 use super::telemetry::{self, LogFormat};
 use crate::api::{ClusterOktaOrg, OktaOrg, OrgKind, SamlAppCredential, labels};
@@ -27,6 +28,19 @@ pub struct ControllerArgs {
     /// Namespace where the Secrets of ClusterOktaOrgs live.
     #[arg(long, env = "SAMLCRED_CLUSTER_RESOURCE_NAMESPACE", default_value = "samlcred-system")]
     pub cluster_resource_namespace: String,
+    /// Run leader election on a Lease so that only one replica reconciles.
+    #[arg(long, env = "SAMLCRED_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the leader-election Lease (default: the pod's namespace, else the cluster
+    /// resource namespace).
+    #[arg(long, env = "SAMLCRED_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "SAMLCRED_LEADER_ELECTION_LEASE_NAME", default_value = "samlcred-controller")]
+    pub leader_election_lease_name: String,
+    /// How long a lease lasts without renewal; a standby takes over within this time. Go syntax.
+    #[arg(long, env = "SAMLCRED_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub leader_election_lease_duration: Duration,
     /// Address of the Prometheus endpoint (/metrics).
     #[arg(long, env = "SAMLCRED_METRICS_BIND_ADDRESS", default_value = "0.0.0.0:8080")]
     pub metrics_bind_address: SocketAddr,
@@ -87,6 +101,28 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         server::serve(args.metrics_bind_address, args.health_bind_address, metrics.clone(), readiness.clone()).await?;
     tracing::info!(%metrics_addr, %health_addr, namespaces = ?args.namespaces, "samlcred controller starting");
 
+    let shutdown = shutdown_signal();
+    let leadership = if args.leader_elect {
+        // A standby is healthy and ready: it must not block a rolling update.
+        readiness.set_ready();
+        let settings = LeaseSettings {
+            namespace: args
+                .leader_election_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or_else(|| args.cluster_resource_namespace.clone()),
+            name: args.leader_election_lease_name.clone(),
+            identity: std::env::var("POD_NAME").unwrap_or_else(|_| format!("samlcred-{}", std::process::id())),
+            duration: args.leader_election_lease_duration,
+        };
+        match leader::acquire(client.clone(), &settings, shutdown.clone()).await? {
+            Some(leadership) => Some(leadership),
+            None => return Ok(()),
+        }
+    } else {
+        None
+    };
+
     let scopes: Vec<Option<String>> =
         if args.namespaces.is_empty() { vec![None] } else { args.namespaces.iter().cloned().map(Some).collect() };
     let api_for = |ns: &Option<String>| -> Api<SamlAppCredential> {
@@ -115,10 +151,10 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         settings: Settings { okta_resync: args.okta_resync_interval, ..Settings::default() },
         credentials: stores.clone(),
+        failures: Default::default(),
     });
 
     let config = controller::Config::default().concurrency(args.concurrency);
-    let shutdown = shutdown_signal();
     let mut tasks: Vec<ReconcileFuture> = Vec::new();
     for (controller, ns) in credential_controllers.into_iter().zip(&scopes) {
         let store = controller.store();
@@ -130,14 +166,29 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
-        let (org_store, cluster_org_store) = (store.clone(), store.clone());
-        let managed = format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE);
+        let (org_store, cluster_org_store, secret_store, peer_store) =
+            (store.clone(), store.clone(), store.clone(), store.clone());
         let stream = controller
             .with_config(config.clone())
-            // A Secret edited or deleted by hand is put back by the reconcile of its credential.
-            .watches(secrets, watcher::Config::default().labels(&managed), |secret: Secret| {
-                let name = secret.labels().get(labels::CREDENTIAL).cloned();
-                name.map(|name| ObjectRef::new(&name).within(&secret.namespace().unwrap_or_default()))
+            // A Secret edited, deleted or marked adoptable is seen by the credential it is for.
+            .watches(secrets, watcher::Config::default(), move |secret: Secret| {
+                let ns = secret.namespace();
+                let name = secret.name_any();
+                let labelled = secret.labels().get(labels::CREDENTIAL).cloned();
+                secret_store
+                    .state()
+                    .into_iter()
+                    .filter(|c| c.namespace() == ns && (c.spec.secret_name == name || Some(c.name_any()) == labelled))
+                    .map(|c| ObjectRef::from_obj(&*c))
+                    .collect::<Vec<_>>()
+            })
+            // When a credential goes, another on the same app may now be the oldest and take over.
+            .watches(api_for(ns), watcher::Config::default(), move |gone: SamlAppCredential| {
+                let peers = peer_store
+                    .state()
+                    .into_iter()
+                    .filter(|c| c.spec.app_id == gone.spec.app_id && c.uid() != gone.uid());
+                peers.map(|c| ObjectRef::from_obj(&*c)).collect::<Vec<_>>()
             })
             // A changed org may unblock or change every credential that uses it.
             .watches(orgs, watcher::Config::default(), move |org: OktaOrg| {
@@ -175,13 +226,18 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let ready_flag = readiness.clone();
     tokio::spawn(async move {
         for store in ready_stores {
-            let _ = store.wait_until_ready().await;
+            // Asked afresh each time: a waiter that shares the store's ready signal with the
+            // controller's own runner is not always woken (seen with kube-runtime 5.0).
+            while tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await.is_err() {}
         }
         ready_flag.set_ready();
         tracing::info!("caches synced; ready");
     });
 
     futures::future::join_all(tasks).await;
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
     tracing::info!("samlcred controller stopped");
     Ok(())
 }

@@ -2,5 +2,6 @@
 //! controllers wired together.
 
 pub mod controller;
+pub mod leader;
 pub mod server;
 pub mod telemetry;

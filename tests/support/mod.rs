@@ -176,12 +176,16 @@ impl ControllerProcess {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_samlcred"));
         cmd.args(["controller", "--allow-insecure-okta-http", "--log-format=text", "--log-level=info,samlcred=debug"])
             .arg(format!("--namespaces={namespace}"))
-            .args(["--metrics-bind-address=127.0.0.1:0", "--health-bind-address=127.0.0.1:0"])
             .args(args)
             .env("KUBECONFIG", plane.kubeconfig())
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file);
+        for flag in ["--metrics-bind-address", "--health-bind-address"] {
+            if !args.iter().any(|a| a.starts_with(flag)) {
+                cmd.arg(format!("{flag}=127.0.0.1:0"));
+            }
+        }
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -200,6 +204,12 @@ impl ControllerProcess {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Kills it (SIGKILL), as a node failure would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Whether it is still running.
