@@ -738,8 +738,12 @@ async fn the_operator_works_under_the_scoped_rbac() {
         not_before: now - jiff::SignedDuration::from_hours(24 * 30),
         not_after: now + jiff::SignedDuration::from_hours(24 * 300),
     };
-    let seed = |label: &str| sim.seed_app(SeedApp { id: None, label: label.into(), keys: vec![key], active: 0 });
-    let (app, cluster_app) = (seed("chart namespaced org"), seed("chart cluster org"));
+    // The namespaced org's app expires within renewBefore: under these RBAC rules the operator must
+    // carry out a full rotation (generate, publish, activate, retire), not only adopt.
+    let expiring = SeedKey { not_after: now + jiff::SignedDuration::from_hours(24 * 10), ..key };
+    let seed =
+        |label: &str, key: SeedKey| sim.seed_app(SeedApp { id: None, label: label.into(), keys: vec![key], active: 0 });
+    let (app, cluster_app) = (seed("chart namespaced org", expiring), seed("chart cluster org", key));
     let cluster_org = format!("{release}-acme");
     let manifests = format!(
         r#"
@@ -782,6 +786,8 @@ spec:
   orgRef: {{name: acme}}
   appId: {app_id}
   secretName: web-saml-idp
+  activation: {{delay: 1s}}
+  retainPrevious: 1s
   rolloutRestartTargets: [{{kind: Deployment, name: web}}]
 ---
 apiVersion: samlcred.io/v1alpha1
@@ -839,7 +845,7 @@ spec:
     let kid_of = |secret: Option<Secret>| {
         secret.and_then(|s| s.data).and_then(|d| d.get("kid").map(|k| String::from_utf8_lossy(&k.0).into_owned()))
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
     let (done, state) = loop {
         let kid = kid_of(secrets.get_opt("web-saml-idp").await.unwrap());
         let shared_kid = kid_of(secrets.get_opt("shared-saml-idp").await.unwrap());
@@ -851,7 +857,8 @@ spec:
             .and_then(|m| m.annotations)
             .is_some_and(|notes| notes.contains_key("samlcred.io/secret-hash"));
         let state = format!("web-saml-idp kid {kid:?}, shared-saml-idp kid {shared_kid:?}, web restarted {restarted}");
-        if kid == sim.active_kid(&app.id) && shared_kid == sim.active_kid(&cluster_app.id) && restarted {
+        let rotated = kid.is_some() && kid != Some(app.kids[0].clone());
+        if rotated && kid == sim.active_kid(&app.id) && shared_kid == sim.active_kid(&cluster_app.id) && restarted {
             break (true, state);
         }
         if std::time::Instant::now() > deadline {

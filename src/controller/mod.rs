@@ -94,13 +94,21 @@ pub struct Context {
     pub settings: Settings,
     /// The credentials samlcred watches, for the older-claimant rule.
     pub credentials: Vec<Store<SamlAppCredential>>,
-    /// The last failure of each credential (by uid) this process recorded: (attempts, when, generation).
-    pub failures: Mutex<HashMap<String, (i32, Timestamp, Option<i64>)>>,
+    /// The last failure of each credential (by uid) this process recorded.
+    pub failures: Mutex<HashMap<String, FailureRecord>>,
+}
+
+/// A failed reconcile, as this process remembers it.
+#[derive(Debug, Clone, Copy)]
+pub struct FailureRecord {
+    pub attempts: i32,
+    pub at: Timestamp,
+    pub generation: Option<i64>,
 }
 
 impl Context {
     pub fn remember_failure(&self, uid: &str, attempts: i32, at: Timestamp, generation: Option<i64>) {
-        self.failures.lock().unwrap().insert(uid.to_string(), (attempts, at, generation));
+        self.failures.lock().unwrap().insert(uid.to_string(), FailureRecord { attempts, at, generation });
     }
 
     pub fn forget_failure(&self, uid: &str) {
@@ -114,7 +122,9 @@ impl Context {
         status: Option<SamlAppCredentialStatus>,
         generation: Option<i64>,
     ) -> Option<SamlAppCredentialStatus> {
-        let Some((attempts, at, remembered_generation)) = self.failures.lock().unwrap().get(uid).cloned() else {
+        let Some(FailureRecord { attempts, at, generation: remembered_generation }) =
+            self.failures.lock().unwrap().get(uid).copied()
+        else {
             return status;
         };
         let mut status = status.unwrap_or_default();
