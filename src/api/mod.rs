@@ -4,6 +4,7 @@
 mod credential;
 pub mod duration;
 mod org;
+pub mod reference;
 
 use kube::CustomResourceExt;
 
