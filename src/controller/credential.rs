@@ -7,7 +7,7 @@ use super::{Context, failpoint, workloads};
 use crate::api::{
     FIELD_MANAGER, SamlAppCredential, SamlAppCredentialStatus, SecretDeletionPolicy, annotations, conditions, events,
 };
-use crate::okta::OktaError;
+use crate::okta::{OktaClient, OktaError};
 use crate::rotation::{self, ObservedSecret, Plan, PlanInput, Policy, record};
 use crate::secret::{self, KeyMaterial, Ownership, Rendered, SecretInput};
 use jiff::Timestamp;
@@ -135,39 +135,19 @@ async fn step(
     let spec = &credential.spec;
     let (org_key, okta) = ctx.orgs.for_credential(&namespace, &spec.org_ref).await?;
     let older_claimant = ctx.older_claimant(credential, &org_key);
-    let view = observe_app(&okta, &spec.app_id).await?;
-
     let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let existing = secrets.get_opt(&spec.secret_name).await?;
-    let ownership = secret::ownership(existing.as_ref(), &name);
-    let metadata_xml = match &status.active_key {
-        Some(active) if view.keys.contains_key(&active.kid) => {
-            Some(okta.saml_metadata(&spec.app_id, &active.kid).await?)
-        }
-        _ => None,
-    };
-    let rendered = render(credential, &status, &view, metadata_xml.as_deref());
-    let current =
-        existing.as_ref().is_some_and(|s| secret::is_current(s, &rendered) && owner_refs_match(credential, s));
+    let observed = observe(credential, &okta, &secrets, &status).await?;
+    let Observed { view, ownership, rendered, current } = &observed;
+    let (ownership, current) = (*ownership, *current);
 
-    let annotations = credential.annotations();
-    let input = PlanInput {
-        spec,
-        status: &status,
-        app: &view.app,
-        secret: ObservedSecret { ownership, current },
-        rotate_token: annotations.get(annotations::ROTATE).map(String::as_str),
-        activate_kid: annotations.get(annotations::ACTIVATE).map(String::as_str),
-        older_claimant: older_claimant.as_deref(),
-        now,
-    };
+    let input = plan_input(credential, &status, &observed, older_claimant.as_deref(), now);
     let plan = rotation::plan(&input);
     tracing::debug!(credential = %name, namespace, ?plan, "planned");
     let event = plan.event();
     // The planner reports an unparsable spec (InvalidSpec) before anything that needs the policy.
     let policy = Policy::from_spec(spec).ok();
     let policy = || policy.as_ref().ok_or(StepError::InvalidSpec);
-    let ready_now = ready_condition(&status, &view, ownership == Ownership::Ours && current);
+    let ready_now = ready_condition(&status, view, ownership == Ownership::Ours && current);
     let mut done = Done { status: status.clone(), ready: ready_now, awaiting_approval: false, wake_at: None };
 
     match plan {
@@ -229,8 +209,8 @@ async fn step(
             ctx.publish(credential, EventType::Normal, events::KEY_GENERATED, &note, "Generate").await;
         }
         Plan::Publish { kid } => {
-            apply_secret(&secrets, credential, &rendered).await?;
-            workloads::restart_targets(ctx, credential, &rendered).await?;
+            apply_secret(&secrets, credential, rendered).await?;
+            workloads::restart_targets(ctx, credential, rendered).await?;
             failpoint("after-publish");
             done.status = record::published(&status, policy()?, now);
             let note = format!("published key {kid} in Secret {}", spec.secret_name);
@@ -266,9 +246,9 @@ async fn step(
             ctx.publish(credential, EventType::Normal, events::KEY_RETIRED, &note, "Retire").await;
         }
         Plan::WriteSecret => {
-            apply_secret(&secrets, credential, &rendered).await?;
-            workloads::restart_targets(ctx, credential, &rendered).await?;
-            done.ready = ready_condition(&status, &view, true);
+            apply_secret(&secrets, credential, rendered).await?;
+            workloads::restart_targets(ctx, credential, rendered).await?;
+            done.ready = ready_condition(&status, view, true);
         }
         Plan::AwaitApproval { .. } => {
             done.awaiting_approval = true;
@@ -279,6 +259,61 @@ async fn step(
         }
     }
     Ok(done)
+}
+
+/// What a reconcile reads before it plans: Okta's view of the app, the Secret's ownership, and the
+/// Secret as status describes it. Only reads (Okta GETs, a Secret GET), so `samlcred plan` uses it too.
+pub struct Observed {
+    pub view: OktaView,
+    pub ownership: Ownership,
+    /// The Secret rendered from `status` and the key material Okta returned.
+    pub rendered: Rendered,
+    /// The existing Secret already holds exactly `rendered` (with the right ownerReferences).
+    pub current: bool,
+}
+
+/// Reads Okta (the app, its keys, the active key's metadata) and the Secret; writes nothing.
+pub async fn observe(
+    credential: &SamlAppCredential,
+    okta: &OktaClient,
+    secrets: &Api<Secret>,
+    status: &SamlAppCredentialStatus,
+) -> Result<Observed, StepError> {
+    let spec = &credential.spec;
+    let view = observe_app(okta, &spec.app_id).await?;
+    let existing = secrets.get_opt(&spec.secret_name).await?;
+    let ownership = secret::ownership(existing.as_ref(), &credential.name_any());
+    let metadata_xml = match &status.active_key {
+        Some(active) if view.keys.contains_key(&active.kid) => {
+            Some(okta.saml_metadata(&spec.app_id, &active.kid).await?)
+        }
+        _ => None,
+    };
+    let rendered = render(credential, status, &view, metadata_xml.as_deref());
+    let current =
+        existing.as_ref().is_some_and(|s| secret::is_current(s, &rendered) && owner_refs_match(credential, s));
+    Ok(Observed { view, ownership, rendered, current })
+}
+
+/// The planner's input for a credential, its status and what was observed.
+pub fn plan_input<'a>(
+    credential: &'a SamlAppCredential,
+    status: &'a SamlAppCredentialStatus,
+    observed: &'a Observed,
+    older_claimant: Option<&'a str>,
+    now: Timestamp,
+) -> PlanInput<'a> {
+    let annotations = credential.annotations();
+    PlanInput {
+        spec: &credential.spec,
+        status,
+        app: &observed.view.app,
+        secret: ObservedSecret { ownership: observed.ownership, current: observed.current },
+        rotate_token: annotations.get(annotations::ROTATE).map(String::as_str),
+        activate_kid: annotations.get(annotations::ACTIVATE).map(String::as_str),
+        older_claimant,
+        now,
+    }
 }
 
 /// How long the backoff after the last failure still runs, for an unchanged spec.

@@ -1,0 +1,191 @@
+//! The day-2 commands end to end: the real `samlcred` binary against the real API server and the Okta
+//! simulator, including the error paths and the kubectl plugin name.
+
+mod support;
+
+use jiff::SignedDuration;
+use kube::ResourceExt;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+use support::{World, condition, wait_for};
+
+const LONG: Duration = Duration::from_secs(90);
+
+/// Runs `samlcred` (or the binary at `program`) with the test control plane's kubeconfig.
+fn run_at(program: &Path, args: &[&str]) -> Output {
+    Command::new(program)
+        .arg("--kubeconfig")
+        .arg(testenv::shared().kubeconfig())
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap()
+}
+
+fn samlcred(args: &[&str]) -> Output {
+    run_at(Path::new(env!("CARGO_BIN_EXE_samlcred")), args)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "exit {:?}\nstdout:\n{}\nstderr:\n{}", out.status, stdout(&out), stderr(&out));
+    stdout(&out)
+}
+
+/// Asserts a non-zero exit and returns stderr.
+fn fails(out: Output) -> String {
+    assert!(!out.status.success(), "expected a failure; stdout:\n{}\nstderr:\n{}", stdout(&out), stderr(&out));
+    assert_ne!(out.status.code(), Some(0));
+    stderr(&out)
+}
+
+async fn wait_ready(world: &World, name: &str) -> samlcred::api::SamlAppCredential {
+    wait_for(&format!("{name} to be Ready"), LONG, || async {
+        let sac = world.credential(name).await;
+        (condition(&sac, "Ready")?.0 == "True").then_some(sac)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn status_lists_credentials_soonest_renewal_first() {
+    let world = World::new("cli-status").await;
+    let ns = world.ns.name.clone();
+    let later = world.seed_app(SignedDuration::from_hours(24 * 365));
+    let sooner = world.seed_app(SignedDuration::from_hours(24 * 100));
+    world.create_credential("later", &later.id, json!({})).await;
+    world.create_credential("sooner", &sooner.id, json!({})).await;
+    let _controller = world.start_controller(&[]);
+    wait_ready(&world, "later").await;
+    wait_ready(&world, "sooner").await;
+
+    let table = ok(samlcred(&["status", "-n", &ns]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    for column in ["NAMESPACE", "NAME", "ORG", "APP", "KID", "EXPIRES", "RENEWAL", "PHASE", "READY"] {
+        assert!(lines[0].contains(column), "no {column} column: {table}");
+    }
+    assert!(lines[1].contains("sooner") && lines[2].contains("later"), "soonest renewal first:\n{table}");
+    assert!(lines[1].contains(&sooner.id) && lines[1].contains("acme"), "{table}");
+    assert!(lines[1].contains(&sooner.kids[0][..12]), "short active kid: {table}");
+    assert!(lines[1].contains("True (UpToDate)") && lines[1].contains("Idle"), "{table}");
+
+    let rows: Value = serde_json::from_str(&ok(samlcred(&["status", "-n", &ns, "-o", "json"]))).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["name"], "sooner");
+    assert_eq!(rows[0]["activeKid"], sooner.kids[0].as_str());
+    assert_eq!(rows[0]["appId"], sooner.id.as_str());
+    assert_eq!(rows[0]["ready"], "True");
+    assert_eq!(rows[0]["reason"], "UpToDate");
+    assert!(rows[0]["renewalTime"].as_str().unwrap() < rows[1]["renewalTime"].as_str().unwrap());
+
+    let yaml = ok(samlcred(&["status", "-n", &ns, "-o", "yaml"]));
+    assert!(yaml.contains("name: sooner") && yaml.contains(&format!("namespace: {ns}")), "{yaml}");
+
+    let all = ok(samlcred(&["status", "-A"]));
+    assert!(all.lines().any(|l| l.starts_with(&ns) && l.contains("sooner")), "-A lists every namespace:\n{all}");
+
+    let empty = samlcred(&["status", "-n", "cli-no-such-namespace"]);
+    assert!(empty.status.success());
+    assert!(stderr(&empty).contains("No SamlAppCredentials found in namespace cli-no-such-namespace"));
+}
+
+#[tokio::test]
+async fn rotate_and_activate_drive_a_manual_rotation() {
+    let world = World::new("cli-rotate").await;
+    let ns = world.ns.name.clone();
+    let app = world.seed_app(SignedDuration::from_hours(24 * 365));
+    let spec = json!({"activation": {"policy": "Manual", "delay": "1s"}, "retainPrevious": "2s"});
+    world.create_credential("sso", &app.id, spec).await;
+    let _controller = world.start_controller(&[]);
+    wait_ready(&world, "sso").await;
+
+    // Error paths first: an unknown name, and no pending key yet.
+    let err = fails(samlcred(&["rotate", "nosuch", "-n", &ns]));
+    assert!(err.contains(&format!("SamlAppCredential nosuch not found in namespace {ns}")), "{err}");
+    let err = fails(samlcred(&["activate", "nosuch", "-n", &ns]));
+    assert!(err.contains("nosuch not found"), "{err}");
+    let err = fails(samlcred(&["activate", "sso", "-n", &ns]));
+    assert!(err.contains("has no pending key"), "{err}");
+    assert!(world.credential("sso").await.metadata.annotations.unwrap_or_default().is_empty(), "nothing was set");
+
+    let out = ok(samlcred(&["rotate", "sso", "-n", &ns]));
+    assert!(out.contains("rotation requested"), "{out}");
+    let token = world.credential("sso").await.metadata.annotations.unwrap()["samlcred.io/rotate"].clone();
+    assert!(token.parse::<jiff::Timestamp>().is_ok(), "the token is an RFC 3339 time: {token}");
+
+    let pending = wait_for("the new key to await approval", LONG, || async {
+        let sac = world.credential("sso").await;
+        (condition(&sac, "Rotating")?.1 == "AwaitingApproval").then(|| sac.status.unwrap().pending_key.unwrap().kid)
+    })
+    .await;
+    assert_eq!(world.credential("sso").await.status.unwrap().last_rotate_token.as_deref(), Some(token.as_str()));
+
+    let err = fails(samlcred(&["activate", "sso", "-n", &ns, "--kid", "not-the-kid"]));
+    assert!(err.contains("kid not-the-kid is not the pending key") && err.contains(&pending), "{err}");
+    assert!(!world.credential("sso").await.annotations().contains_key("samlcred.io/activate"));
+
+    let out = ok(samlcred(&["activate", "sso", "-n", &ns, "--kid", &pending]));
+    assert!(out.contains(&pending), "{out}");
+    wait_for("Okta to sign with the approved key", LONG, || async {
+        (world.sim.active_kid(&app.id).as_deref() == Some(pending.as_str())).then_some(())
+    })
+    .await;
+    assert_eq!(world.generate_calls(&app.id), 1);
+}
+
+#[tokio::test]
+async fn installed_as_kubectl_samlcred_it_is_the_kubectl_plugin() {
+    let world = World::new("cli-plugin").await;
+    let ns = world.ns.name.clone();
+    let app = world.seed_app(SignedDuration::from_hours(24 * 365));
+    world.create_credential("plugged", &app.id, json!({})).await;
+
+    let dir = testenv::shared().dir().join(format!("plugin-{ns}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plugin = dir.join("kubectl-samlcred");
+    std::fs::copy(env!("CARGO_BIN_EXE_samlcred"), &plugin).unwrap();
+
+    let table = ok(run_at(&plugin, &["status", "-n", &ns]));
+    assert!(table.contains("plugged") && table.contains(&app.id), "{table}");
+    let help = ok(Command::new(&plugin).arg("--help").output().unwrap());
+    assert!(help.contains("Usage: kubectl samlcred"), "{help}");
+
+    // kubectl's conventions: the namespace of the kubeconfig context when -n is absent, --context.
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::copy(testenv::shared().kubeconfig(), &kubeconfig).unwrap();
+    let out = testenv::shared()
+        .kubectl()
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .args(["config", "set-context", "--current", &format!("--namespace={ns}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = Command::new(&plugin).arg("--kubeconfig").arg(&kubeconfig).arg("status").output().unwrap();
+    assert!(ok(out).contains("plugged"), "the context's namespace is the default");
+    let err = fails(
+        Command::new(&plugin)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--context", "nope", "status"])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("nope"), "an unknown context is named: {err}");
+
+    // And through kubectl itself, which finds the plugin on PATH.
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    let out = testenv::shared().kubectl().env("PATH", path).args(["samlcred", "status", "-n", &ns]).output().unwrap();
+    assert!(ok(out).contains("plugged"));
+}
