@@ -3,7 +3,7 @@
 //! total time stays within 1.10x of the floor that the buckets and the share allow.
 //!
 //! `cargo bench --bench okta_pacing` (release). The window defaults to 5.9 s; set
-//! `OKTA_PACING_WINDOW_MS` to try another. Two things bound how short it can usefully be:
+//! `OKTA_PACING_WINDOW_MS` to try another (and `OKTA_PACING_SEQUENCES` for another count). Two things bound how short it can usefully be:
 //! - Okta announces the reset as a whole epoch second (the simulator rounds it up), and samlcred
 //!   never resumes before the announced reset, so each window can cost up to a second more than
 //!   its length; a length just under a whole second keeps that loss small.
@@ -19,7 +19,6 @@ use okta_sim::{BucketLimit, OktaSim, RateLimits, SeedApp, SeedKey, SimConfig};
 use samlcred::okta::{Auth, MetricsHook, OktaClient, OrgConfig, RequestRecord};
 use url::Url;
 
-const SEQUENCES: usize = 300;
 const LIMIT: u32 = 100;
 const SHARE_PERCENT: u8 = 50;
 const WORKERS: usize = 50;
@@ -40,18 +39,22 @@ impl MetricsHook for Counts {
     }
 }
 
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 fn main() {
-    let window =
-        Duration::from_millis(std::env::var("OKTA_PACING_WINDOW_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5900));
+    let window = Duration::from_millis(env_number("OKTA_PACING_WINDOW_MS", 5900));
+    let sequences = env_number("OKTA_PACING_SEQUENCES", 300) as usize;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
-    let passed = runtime.block_on(run(window));
+    let passed = runtime.block_on(run(window, sequences));
     if !passed {
         std::process::exit(1);
     }
 }
 
-async fn run(window: Duration) -> bool {
+async fn run(window: Duration, sequences: usize) -> bool {
     let bucket = BucketLimit { limit: LIMIT, window };
     let sim = OktaSim::start(SimConfig {
         rate_limits: RateLimits { apps_collection: bucket, app_instance: bucket, token: bucket },
@@ -82,6 +85,9 @@ async fn run(window: Duration) -> bool {
     config.allow_insecure_http = true;
     config.max_share_percent = SHARE_PERCENT;
     config.metrics = Some(counts.clone());
+    // A generate waits for the simulator's RSA key generation when its stock runs out; give it
+    // time rather than count that as a failure of pacing.
+    config.timeout = Duration::from_secs(120);
     let client = OktaClient::new(config).expect("client");
 
     let next = Arc::new(AtomicUsize::new(0));
@@ -94,7 +100,7 @@ async fn run(window: Duration) -> bool {
             tokio::spawn(async move {
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= SEQUENCES {
+                    if n >= sequences {
                         return Ok::<_, samlcred::okta::OktaError>(());
                     }
                     let app = &apps[n % apps.len()];
@@ -117,14 +123,14 @@ async fn run(window: Duration) -> bool {
     // (bucket /api/v1/apps/{id}). Within a window samlcred may use `allowed` of each; the first
     // window opens with the first request, so the floor is (windows needed - 1) full windows.
     let allowed = (LIMIT * u32::from(SHARE_PERCENT) / 100) as usize;
-    let per_bucket = [("/api/v1/apps", SEQUENCES), ("/api/v1/apps/{id}", 2 * SEQUENCES)];
+    let per_bucket = [("/api/v1/apps", sequences), ("/api/v1/apps/{id}", 2 * sequences)];
     let windows_needed = per_bucket.iter().map(|(_, n)| n.div_ceil(allowed)).max().unwrap_or(1);
     let floor = window * (windows_needed as u32 - 1);
     let ratio = elapsed.as_secs_f64() / floor.as_secs_f64();
     let sim_429 = sim.calls().iter().filter(|c| c.status == 429).count();
 
     println!(
-        "okta_pacing: {SEQUENCES} generate+activate sequences, {WORKERS} concurrent; buckets of {LIMIT} requests per {:.3} s, maxShare {SHARE_PERCENT}%",
+        "okta_pacing: {sequences} generate+activate sequences, {WORKERS} concurrent; buckets of {LIMIT} requests per {:.3} s, maxShare {SHARE_PERCENT}%",
         window.as_secs_f64()
     );
     println!(
