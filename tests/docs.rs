@@ -2,15 +2,18 @@
 //! troubleshooting page names every condition and event reason, relative links resolve, the CLI page
 //! names every subcommand, and the getting-started steps work as written (the chart installed with
 //! the doc's command, the doc's OktaOrg and SamlAppCredential applied, the real `samlcred controller`
-//! making the credential Ready against the Okta simulator).
+//! making the credential Ready against the Okta simulator; the OAuth variant of the OktaOrg authenticated).
 
 mod support;
 
+use base64::Engine;
 use jiff::SignedDuration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use okta_sim::OAuthClient;
 use okta_sim::{OktaSim, SeedApp, SeedKey, SimConfig};
 use samlcred::api::SamlAppCredential;
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -376,4 +379,59 @@ async fn getting_started_works_as_written() {
     .await;
     assert!(events.iter().all(|r| r != "OktaError"), "{events:?}");
     drop(controller);
+}
+
+/// The OAuth variant of the doc's OktaOrg (an API Services app with private_key_jwt; the simulator
+/// demands DPoP, which the doc's default `dpop: Auto` must follow), in a namespace of its own.
+#[tokio::test]
+async fn getting_started_oauth_org_is_authenticated() {
+    samlcred::okta::install_crypto_provider();
+    let doc = read("docs/getting-started.md");
+    let client = testenv::client().await.unwrap();
+    let dir = testenv::shared().dir().join("docs-getting-started-oauth");
+    std::fs::create_dir_all(&dir).unwrap();
+    const OAUTH_NAMESPACE: &str = "grafana-oauth";
+    const DOC_CLIENT_ID: &str = "0oa9z8y7x6w5v4u3t2s1";
+
+    // The service app as the doc sets it up: a key pair (EC P-256 here), both scopes, DPoP required.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let raw = key.public_key_raw();
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let sim = OktaSim::start(SimConfig::default()).await.unwrap();
+    sim.add_oauth_client(OAuthClient {
+        client_id: DOC_CLIENT_ID.into(),
+        public_jwk: json!({"kty": "EC", "crv": "P-256", "x": b64(&raw[1..33]), "y": b64(&raw[33..65])}),
+        scopes: vec!["okta.apps.read".into(), "okta.apps.manage".into()],
+        require_dpop: true,
+    });
+    std::fs::write(dir.join("samlcred-okta-key.pem"), key.serialize_pem()).unwrap();
+
+    let secret = marked_block(&doc, "oauth-secret");
+    let secret = substitute(&secret, "namespace grafana", &format!("namespace {OAUTH_NAMESPACE}"));
+    let secret = substitute(&secret, "-n grafana ", &format!("-n {OAUTH_NAMESPACE} "));
+    check("oauth-secret", &secret, &run_shell(&secret, &dir, &[]).await, None);
+    let org = marked_block(&doc, "oktaorg-oauth");
+    assert!(org.contains(DOC_CLIENT_ID), "{org}");
+    let org = substitute(&org, DOC_ORG_URL, &sim.base_url());
+    let org = substitute(&org, "namespace: grafana", &format!("namespace: {OAUTH_NAMESPACE}"));
+    std::fs::write(dir.join("oktaorg.yaml"), &org).unwrap();
+    let apply_org = marked_block(&doc, "apply-org").replace("-n grafana ", &format!("-n {OAUTH_NAMESPACE} "));
+    check("apply-org (OAuth)", &apply_org, &run_shell(&apply_org, &dir, &[]).await, None);
+
+    let controller = support::ControllerProcess::start_with(&[OAUTH_NAMESPACE], &[], &[]);
+    let orgs: Api<samlcred::api::OktaOrg> = Api::namespaced(client.clone(), OAUTH_NAMESPACE);
+    let ready = support::wait_for("the OAuth OktaOrg to have a Ready condition", Duration::from_secs(60), || async {
+        let org = orgs.get("acme").await.ok()?;
+        org.status?.conditions.into_iter().find(|c| c.type_ == "Ready")
+    })
+    .await;
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Authenticated"),
+        "{}\n--- samlcred controller log ---\n{}",
+        ready.message,
+        controller.log_text()
+    );
+    let token_calls: Vec<_> = sim.calls().into_iter().filter(|c| c.path == "/oauth2/v1/token").collect();
+    assert!(token_calls.iter().any(|c| c.status == 200), "no access token was issued: {token_calls:?}");
 }
