@@ -2,7 +2,8 @@
 //! troubleshooting page names every condition and event reason, relative links resolve, the CLI page
 //! names every subcommand, and the getting-started steps work as written (the chart installed with
 //! the doc's command, the doc's OktaOrg and SamlAppCredential applied, the real `samlcred controller`
-//! making the credential Ready against the Okta simulator; the OAuth variant of the OktaOrg authenticated).
+//! making the credential Ready against the Okta simulator; the OAuth variant of the OktaOrg
+//! authenticated).
 
 mod support;
 
