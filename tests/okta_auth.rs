@@ -313,3 +313,41 @@ async fn an_unrefreshable_401_is_terminal_after_one_refresh() {
     assert_eq!(statuses(&api_calls(&sim)), [401]);
     assert_eq!(statuses(&token_calls(&sim)), [401]);
 }
+
+/// Tokens are renewed before they expire (after 80% of a short life), not after a 401.
+#[tokio::test]
+async fn tokens_are_refreshed_before_they_expire() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::response::IntoResponse;
+
+    let issued = Arc::new(AtomicUsize::new(0));
+    let counter = issued.clone();
+    let router = axum::Router::new()
+        .route(
+            "/oauth2/v1/token",
+            axum::routing::post(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    axum::Json(
+                        json!({"access_token": format!("short-lived-{n}"), "token_type": "Bearer", "expires_in": 1}),
+                    )
+                    .into_response()
+                }
+            }),
+        )
+        .route("/api/v1/apps", axum::routing::get(|| async { axum::Json(json!([])).into_response() }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let client = OktaClient::new(config(&base, oauth("short", &ec_pkcs8_pem(13), DpopMode::Disabled))).unwrap();
+    client.verify_credentials().await.unwrap();
+    client.verify_credentials().await.unwrap();
+    assert_eq!(issued.load(Ordering::SeqCst), 1, "a fresh token is reused");
+    // The passage of time is what is under test here: 0.9 s of a 1 s token is past 80%.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    client.verify_credentials().await.unwrap();
+    assert_eq!(issued.load(Ordering::SeqCst), 2, "renewed ahead of expiry");
+}
