@@ -96,6 +96,9 @@ fn troubleshooting_covers_every_condition_and_event_reason() {
     }
     let controller_source: String = ["src/controller/credential.rs", "src/controller/status.rs"].map(read).concat();
     for reason in LITERAL_REASONS {
+        if conditions.iter().any(|(_, value)| value == reason) {
+            continue; // Became a constant: checked above.
+        }
         assert!(
             controller_source.contains(&format!("\"{reason}\"")),
             "the controller no longer sets the reason {reason} as a literal: update LITERAL_REASONS in tests/docs.rs \
