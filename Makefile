@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test demo kube fmt-check clippy unit crds deploy bench clean-testenv
+.PHONY: test demo kube fmt-check clippy unit crds deploy docs bench clean-testenv
 
 ## test: every check CI runs (fmt, clippy, unit and integration tests); builds what it needs first.
 test: kube fmt-check clippy unit
@@ -28,7 +28,11 @@ demo: kube
 ## crds: regenerate crds/ from the Rust types.
 crds:
 	$(CARGO) run --quiet --bin samlcred -- crds > crds/samlcred.io.yaml
-	$(MAKE) deploy
+	$(MAKE) deploy docs
+
+## docs: regenerate docs/reference/crds.md from the Rust types (tests/docs.rs fails when it drifts).
+docs:
+	$(CARGO) run --quiet --locked --example crd_reference > docs/reference/crds.md
 
 ## deploy: copy crds/ into charts/samlcred/crds and render deploy/ from the chart (tests/chart.rs fails when they drift).
 deploy: kube

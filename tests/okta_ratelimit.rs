@@ -113,6 +113,7 @@ async fn concurrent_calls_stay_within_the_share_without_a_429() {
 async fn a_429_from_someone_elses_traffic_waits_for_the_reset() {
     let window = Duration::from_secs(2);
     let (sim, app) = start(BucketLimit { limit: 4, window }).await;
+    samlcred::okta::install_crypto_provider();
     let other = reqwest::Client::new();
     let url = format!("{}/api/v1/apps/{}", sim.base_url(), app.id);
     for _ in 0..4 {
