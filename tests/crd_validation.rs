@@ -1,41 +1,11 @@
 //! The CRDs in `crds/` on a real kube-apiserver: they install and become Established, defaults are
 //! applied, and bad specs are rejected by the API server with a message that names the field.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+mod support;
+
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
-use kube::runtime::{conditions, wait::await_condition};
 use serde_json::{Value, json};
-use std::time::Duration;
 use testenv::TestNamespace;
-use tokio::sync::OnceCell;
-
-const CRD_NAMES: [&str; 3] = ["samlappcredentials.samlcred.io", "oktaorgs.samlcred.io", "clusteroktaorgs.samlcred.io"];
-
-/// Installs `crds/` (the shipped files, not the in-memory types) once per test binary.
-async fn install_crds(client: &kube::Client) {
-    static INSTALLED: OnceCell<()> = OnceCell::const_new();
-    INSTALLED
-        .get_or_init(|| async {
-            let crds_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
-            let out = testenv::shared()
-                .kubectl()
-                .args(["apply", "--server-side", "--field-manager=crd-test", "-f", crds_dir])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "kubectl apply crds/: {}", String::from_utf8_lossy(&out.stderr));
-        })
-        .await;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for name in CRD_NAMES {
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            await_condition(crds.clone(), name, conditions::is_crd_established()),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("{name} not Established within 30s"))
-        .unwrap();
-    }
-}
 
 fn api(client: &kube::Client, ns: &str, kind: &str) -> Api<DynamicObject> {
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("samlcred.io", "v1alpha1", kind));
@@ -85,7 +55,7 @@ async fn create(client: &kube::Client, ns: &str, object: &Value) -> Result<Dynam
 #[tokio::test]
 async fn crds_install_and_apply_defaults() {
     let client = testenv::client().await.unwrap();
-    install_crds(&client).await;
+    support::install_crds().await;
     let ns = TestNamespace::create(&client, "crd-defaults").await.unwrap();
     let created = create(&client, &ns.name, &credential("defaults")).await.unwrap();
     let spec = &created.data["spec"];
@@ -108,7 +78,7 @@ async fn crds_install_and_apply_defaults() {
 #[tokio::test]
 async fn bad_specs_are_rejected_naming_the_field() {
     let client = testenv::client().await.unwrap();
-    install_crds(&client).await;
+    support::install_crds().await;
     let ns = TestNamespace::create(&client, "crd-reject").await.unwrap();
     let sac = || credential("bad");
     let cases: Vec<(&str, Value, &str)> = vec![
@@ -183,7 +153,7 @@ async fn bad_specs_are_rejected_naming_the_field() {
 #[tokio::test]
 async fn app_id_cannot_change() {
     let client = testenv::client().await.unwrap();
-    install_crds(&client).await;
+    support::install_crds().await;
     let ns = TestNamespace::create(&client, "crd-immutable").await.unwrap();
     create(&client, &ns.name, &credential("pinned")).await.unwrap();
     let sacs = api(&client, &ns.name, "SamlAppCredential");
@@ -201,7 +171,7 @@ async fn app_id_cannot_change() {
 #[tokio::test]
 async fn printer_columns_short_name_and_category() {
     let client = testenv::client().await.unwrap();
-    install_crds(&client).await;
+    support::install_crds().await;
     let ns = TestNamespace::create(&client, "crd-columns").await.unwrap();
     create(&client, &ns.name, &credential("columns")).await.unwrap();
     let out = testenv::shared().kubectl().args(["get", "sac", "-n", &ns.name, "-o", "wide"]).output().unwrap();
