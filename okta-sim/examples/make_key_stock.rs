@@ -1,6 +1,6 @@
 //! Regenerates `keys/stock.b64`, the stock of real RSA-2048 keys okta-sim hands out before its
 //! background generator has produced any (see src/keypool.rs). Run in release, it takes a minute:
-//! `cargo run --release -p okta-sim --example make_key_stock -- 128 > okta-sim/keys/stock.b64`
+//! `cargo run --release -p okta-sim --example make_key_stock -- 400 > okta-sim/keys/stock.b64`
 
 use base64::Engine as _;
 
