@@ -28,6 +28,12 @@ fn samlcred(args: &[&str]) -> Output {
     run_at(Path::new(env!("CARGO_BIN_EXE_samlcred")), args)
 }
 
+/// `samlcred` off the test's runtime thread, so the in-process simulator can answer it.
+async fn samlcred_async(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || samlcred(&args.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap()
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -188,4 +194,89 @@ async fn installed_as_kubectl_samlcred_it_is_the_kubectl_plugin() {
     let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
     let out = testenv::shared().kubectl().env("PATH", path).args(["samlcred", "status", "-n", &ns]).output().unwrap();
     assert!(ok(out).contains("plugged"));
+}
+
+/// Every credential's and Secret's resourceVersion in the namespace.
+async fn versions(world: &World) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = Vec::new();
+    for c in world.credentials().list(&Default::default()).await.unwrap() {
+        all.push((format!("sac/{}", c.name_any()), c.resource_version().unwrap()));
+    }
+    for s in world.secrets().list(&Default::default()).await.unwrap() {
+        all.push((format!("secret/{}", s.name_any()), s.resource_version().unwrap()));
+    }
+    all.sort();
+    all
+}
+
+#[tokio::test]
+async fn plan_tells_the_next_step_and_writes_nothing() {
+    let world = World::new("cli-plan").await;
+    let ns = world.ns.name.clone();
+    let calm = world.seed_app(SignedDuration::from_hours(24 * 365));
+    let manual = world.seed_app(SignedDuration::from_hours(24 * 10));
+    let auto = world.seed_app(SignedDuration::from_hours(24 * 10));
+    world.create_credential("calm", &calm.id, json!({})).await;
+    world.create_credential("manual", &manual.id, json!({"activation": {"policy": "Manual", "delay": "1s"}})).await;
+    world.create_credential("auto", &auto.id, json!({"activation": {"policy": "Automatic", "delay": "2h"}})).await;
+    let mut controller = world.start_controller(&[]);
+    wait_ready(&world, "calm").await;
+    let pending = wait_for("manual to await approval", LONG, || async {
+        let sac = world.credential("manual").await;
+        (condition(&sac, "Rotating")?.1 == "AwaitingApproval").then(|| sac.status.unwrap().pending_key.unwrap().kid)
+    })
+    .await;
+    let activate_after = wait_for("auto to publish its new key", LONG, || async {
+        let status = world.credential("auto").await.status?;
+        let published = status.rotation.as_ref()?.phase == samlcred::api::RotationPhase::Published;
+        let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+        (published && ready).then(|| status.pending_key.unwrap().activate_after.unwrap().0)
+    })
+    .await;
+    controller.kill();
+    // Created once the operator is gone: nothing observed yet.
+    let fresh = world.seed_app(SignedDuration::from_hours(24 * 365));
+    world.create_credential("fresh", &fresh.id, json!({})).await;
+    world.create_credential("orphan", &calm.id, json!({"orgRef": {"name": "ghost"}})).await;
+
+    let before = versions(&world).await;
+    let calls_before = world.sim.calls().len();
+    let writes_before = world.okta_writes();
+    let out = samlcred_async(&["plan", "-n", &ns, "--allow-insecure-okta-http", "-o", "json"]).await;
+    let err = fails(out.clone());
+    assert!(err.contains(&format!("could not observe {ns}/orphan; see DETAIL")), "{err}\n{}", stdout(&out));
+    let steps: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let step = |name: &str| steps.as_array().unwrap().iter().find(|s| s["name"] == name).unwrap().clone();
+
+    let s = step("calm");
+    let renewal = world.credential("calm").await.status.unwrap().renewal_time.unwrap().0;
+    assert_eq!(s["action"], "generate", "{s}");
+    assert!(s["when"].as_str().unwrap().starts_with(&renewal.to_string()), "due at the renewal time: {s}");
+    let s = step("manual");
+    assert_eq!((s["action"].as_str(), s["when"].as_str()), (Some("activate"), Some("on approval")), "{s}");
+    assert!(s["detail"].as_str().unwrap().contains(&pending), "{s}");
+    let s = step("auto");
+    assert_eq!(s["action"], "activate", "{s}");
+    assert!(s["when"].as_str().unwrap().starts_with(&activate_after.to_string()), "at activateAfter: {s}");
+    let s = step("fresh");
+    assert_eq!((s["action"].as_str(), s["when"].as_str()), (Some("adopt"), Some("now")), "{s}");
+    assert!(s["detail"].as_str().unwrap().contains(&fresh.kids[0]), "{s}");
+    let s = step("orphan");
+    assert_eq!(s["action"], "nothing");
+    assert!(s["detail"].as_str().unwrap().contains("OrgNotFound") && s["detail"].as_str().unwrap().contains("ghost"));
+
+    // It read Okta, and wrote nothing: not to Okta, not to the cluster.
+    let calls = world.sim.calls();
+    assert!(calls.len() > calls_before, "plan reads Okta");
+    assert!(calls[calls_before..].iter().all(|c| c.method == "GET"), "only GETs: {:?}", &calls[calls_before..]);
+    assert_eq!(world.okta_writes(), writes_before);
+    assert_eq!(versions(&world).await, before, "no resourceVersion changed");
+
+    // The table, for people.
+    let table = stdout(&samlcred_async(&["plan", "-n", &ns, "--allow-insecure-okta-http"]).await);
+    let line = |name: &str| table.lines().find(|l| l.contains(&format!(" {name} "))).unwrap_or_default().to_string();
+    assert!(line("fresh").contains("adopt") && line("fresh").contains("now"), "{table}");
+    assert!(line("manual").contains("on approval"), "{table}");
+    assert!(table.lines().next().unwrap().contains("NEXT"), "{table}");
+    assert_eq!(versions(&world).await, before);
 }

@@ -4,6 +4,7 @@
 
 pub mod annotate;
 pub mod kube;
+pub mod plan;
 pub mod status;
 
 use ::kube::api::{Api, ListParams};
@@ -37,6 +38,38 @@ pub enum Command {
         #[arg(long)]
         kid: Option<String>,
     },
+    /// Dry run: what the operator would do next for each SamlAppCredential, and when. Reads the
+    /// cluster and (read-only) Okta; writes nothing.
+    Plan {
+        #[command(flatten)]
+        scope: Scope,
+        #[command(flatten)]
+        orgs: OrgArgs,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+}
+
+/// How orgs are reached, as the controller reaches them.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OrgArgs {
+    /// Namespace where the Secrets of ClusterOktaOrgs live (the controller's setting).
+    #[arg(long, env = "SAMLCRED_CLUSTER_RESOURCE_NAMESPACE", default_value = "samlcred-system")]
+    pub cluster_resource_namespace: String,
+    /// Allow plain-http Okta URLs on loopback hosts (the simulator).
+    #[arg(long, env = "SAMLCRED_ALLOW_INSECURE_OKTA_HTTP")]
+    pub allow_insecure_okta_http: bool,
+}
+
+impl OrgArgs {
+    pub fn settings(&self) -> samlcred::controller::orgs::OrgSettings {
+        samlcred::controller::orgs::OrgSettings {
+            cluster_resource_namespace: self.cluster_resource_namespace.clone(),
+            allow_insecure_http: self.allow_insecure_okta_http,
+            metrics: None,
+        }
+    }
 }
 
 /// `-A`: every namespace instead of one.
@@ -62,6 +95,7 @@ pub async fn run(kube_args: &KubeArgs, command: Command) -> anyhow::Result<()> {
         Command::Status { scope, output } => status::run(&kube, scope.all_namespaces, output).await,
         Command::Rotate { name } => annotate::rotate(&kube, &name).await,
         Command::Activate { name, kid } => annotate::activate(&kube, &name, kid.as_deref()).await,
+        Command::Plan { scope, orgs, output } => plan::run(&kube, scope.all_namespaces, &orgs, output).await,
     }
 }
 

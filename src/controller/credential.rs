@@ -70,17 +70,7 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
         // samlcred's own status write), not by the requeue the failure asked for.
         return Ok(Action::requeue(wait));
     }
-    let mut status = cached.unwrap_or_default();
-    if status.observed_generation != generation {
-        // A new spec gets a fresh start, not the backoff earned by the old one.
-        status.failed_attempts = 0;
-        status.last_failure_time = None;
-    }
-    if let Ok(policy) = Policy::from_spec(&credential.spec) {
-        // renewalTime follows a changed renewBefore at once, not only after the next rotation.
-        status = record::observed(&status, &policy, generation);
-    }
-    status.observed_generation = generation;
+    let status = status_for_planning(cached, &credential.spec, generation);
 
     let started = std::time::Instant::now();
     let result = step(&credential, &ctx, &api, status.clone(), now).await;
@@ -316,8 +306,28 @@ pub fn plan_input<'a>(
     }
 }
 
+/// The status a reconcile plans from: the recorded one, brought up to the current spec.
+pub fn status_for_planning(
+    recorded: Option<SamlAppCredentialStatus>,
+    spec: &crate::api::SamlAppCredentialSpec,
+    generation: Option<i64>,
+) -> SamlAppCredentialStatus {
+    let mut status = recorded.unwrap_or_default();
+    if status.observed_generation != generation {
+        // A new spec gets a fresh start, not the backoff earned by the old one.
+        status.failed_attempts = 0;
+        status.last_failure_time = None;
+    }
+    if let Ok(policy) = Policy::from_spec(spec) {
+        // renewalTime follows a changed renewBefore at once, not only after the next rotation.
+        status = record::observed(&status, &policy, generation);
+    }
+    status.observed_generation = generation;
+    status
+}
+
 /// How long the backoff after the last failure still runs, for an unchanged spec.
-fn backoff_remaining(
+pub fn backoff_remaining(
     settings: &super::Settings,
     status: Option<&SamlAppCredentialStatus>,
     generation: Option<i64>,

@@ -1,0 +1,199 @@
+//! `samlcred plan`: a dry run. For each SamlAppCredential it observes exactly what the reconciler
+//! observes (the credential, Okta through GETs only, the Secret), asks the same planner, and prints the
+//! next step and when it is due. Nothing is written anywhere.
+
+use super::{OrgArgs, Output, list_credentials, table};
+use crate::cli::kube::Kube;
+use jiff::{SignedDuration, Timestamp};
+use kube::ResourceExt;
+use kube::api::Api;
+use samlcred::api::{OrgKind, SamlAppCredential};
+use samlcred::controller::Settings;
+use samlcred::controller::credential::{self, StepError};
+use samlcred::controller::orgs::{OrgClients, OrgKey};
+use samlcred::rotation::{self, Plan, PlanInput};
+use serde::Serialize;
+
+/// The next step of one credential.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    pub namespace: String,
+    pub name: String,
+    /// adopt, generate, publish, activate, retire or nothing.
+    pub action: String,
+    /// `now`, an RFC 3339 time, `on approval`, or `-` when nothing is planned.
+    pub when: String,
+    pub detail: String,
+    /// The observation failed (org, Okta or Kubernetes); `detail` says why.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub error: bool,
+}
+
+pub async fn run(kube: &Kube, all_namespaces: bool, orgs: &OrgArgs, output: Output) -> anyhow::Result<()> {
+    let mut credentials = list_credentials(kube, all_namespaces).await?;
+    credentials.sort_by_key(|c| (c.namespace(), c.name_any()));
+    // The older-claimant rule looks at every credential, as the controller's caches do.
+    let everyone = match Api::<SamlAppCredential>::all(kube.client.clone()).list(&Default::default()).await {
+        Ok(list) => list.items,
+        Err(_) => credentials.clone(),
+    };
+    let clients = OrgClients::new(kube.client.clone(), orgs.settings());
+    let now = Timestamp::now();
+    let mut steps = Vec::new();
+    for credential in &credentials {
+        let (action, when, detail, error) = match plan_one(kube, &clients, credential, &everyone, now).await {
+            Ok((action, when, detail)) => (action, when, detail, false),
+            Err(e) => ("nothing".to_string(), "-".to_string(), format!("{}: {e}", e.reason()), true),
+        };
+        steps.push(Step {
+            namespace: credential.namespace().unwrap_or_default(),
+            name: credential.name_any(),
+            action,
+            when,
+            detail,
+            error,
+        });
+    }
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&steps)?),
+        Output::Yaml => print!("{}", serde_saphyr::to_string(&steps)?),
+        Output::Table if steps.is_empty() => eprintln!("{}", super::nothing_found(kube, all_namespaces)),
+        Output::Table => {
+            let lines = steps
+                .iter()
+                .map(|s| vec![s.namespace.clone(), s.name.clone(), s.action.clone(), s.when.clone(), s.detail.clone()]);
+            print!("{}", table(&["NAMESPACE", "NAME", "NEXT", "WHEN", "DETAIL"], lines));
+        }
+    }
+    let failed: Vec<String> = steps.iter().filter(|s| s.error).map(|s| format!("{}/{}", s.namespace, s.name)).collect();
+    if !failed.is_empty() {
+        anyhow::bail!("could not observe {}; see DETAIL", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// Observes one credential and plans it as the reconciler would at `now`.
+async fn plan_one(
+    kube: &Kube,
+    clients: &OrgClients,
+    credential: &SamlAppCredential,
+    everyone: &[SamlAppCredential],
+    now: Timestamp,
+) -> Result<(String, String, String), StepError> {
+    let namespace = credential.namespace().unwrap_or_default();
+    let generation = credential.metadata.generation;
+    let backoff = credential::backoff_remaining(&Settings::default(), credential.status.as_ref(), generation, now);
+    let status = credential::status_for_planning(credential.status.clone(), &credential.spec, generation);
+    let (org_key, okta) = clients.for_credential(&namespace, &credential.spec.org_ref).await?;
+    let secrets = Api::namespaced(kube.client.clone(), &namespace);
+    let observed = credential::observe(credential, &okta, &secrets, &status).await?;
+    let claimant = older_claimant(credential, &org_key, everyone);
+    let input = credential::plan_input(credential, &status, &observed, claimant.as_deref(), now);
+    let plan = rotation::plan(&input);
+    let (action, when, mut detail) = describe(credential, &input, &plan, now);
+    let when = match backoff {
+        Some(wait) if when == "now" => {
+            let at = now + SignedDuration::try_from(wait).unwrap_or_default();
+            detail.push_str(&format!(" (after the backoff of {} failed attempt(s))", status.failed_attempts));
+            at_time(at, now)
+        }
+        _ => when,
+    };
+    Ok((action, when, detail))
+}
+
+/// What a plan means to a person: the action, when, and a sentence.
+fn describe(
+    credential: &SamlAppCredential,
+    input: &PlanInput,
+    plan: &Plan,
+    now: Timestamp,
+) -> (String, String, String) {
+    let spec = &credential.spec;
+    let now_ = |action: &str, detail: String| (action.to_string(), "now".to_string(), detail);
+    match plan {
+        Plan::Report { reason, message } => ("nothing".into(), "-".into(), format!("{reason}: {message}")),
+        Plan::Adopt { key } => now_(
+            "adopt",
+            format!("record Okta's active key {} (expires {}) and write the Secret", key.kid, key.not_after),
+        ),
+        Plan::AdoptExternalChange { key } => {
+            now_("adopt", format!("Okta signs with key {}, which samlcred did not activate; adopt it", key.kid))
+        }
+        Plan::RecordActivation { key } => {
+            now_("activate", format!("Okta already signs with the pending key {}; record the activation", key.kid))
+        }
+        Plan::StartRotation { trigger } => {
+            now_("generate", format!("start a rotation (trigger {trigger:?}) and generate a new key"))
+        }
+        Plan::Generate => now_("generate", format!("generate a new key valid {} years", spec.validity_years)),
+        Plan::ResumeWithOrphan { key } => {
+            now_("generate", format!("take key {}, generated before an interruption, instead of another", key.kid))
+        }
+        Plan::Publish { kid } => now_("publish", format!("publish key {kid} in Secret {}", spec.secret_name)),
+        Plan::Activate { kid } => now_("activate", format!("switch Okta to key {kid}")),
+        Plan::Retire { kids } => {
+            now_("retire", format!("remove key(s) {} from Secret {}", kids.join(", "), spec.secret_name))
+        }
+        Plan::WriteSecret => now_("publish", format!("bring Secret {} in line with status", spec.secret_name)),
+        Plan::AwaitApproval { kid } => (
+            "activate".into(),
+            "on approval".into(),
+            format!("key {kid} awaits approval: samlcred activate {} --kid {kid}", credential.name_any()),
+        ),
+        Plan::WaitUntil(at) => {
+            // What is due then is what the same planner says at that time.
+            let later = PlanInput { now: *at, ..input.clone() };
+            match rotation::plan(&later) {
+                Plan::WaitUntil(_) | Plan::Report { .. } | Plan::AwaitApproval { .. } => {
+                    ("nothing".into(), at_time(*at, now), "up to date".into())
+                }
+                next => {
+                    let (action, _, detail) = describe(credential, &later, &next, *at);
+                    (action, at_time(*at, now), detail)
+                }
+            }
+        }
+    }
+}
+
+/// `2026-12-24T10:00:00Z (in 28d 3h)`.
+fn at_time(at: Timestamp, now: Timestamp) -> String {
+    let secs = at.duration_since(now).as_secs().max(0);
+    let (d, h, m, s) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    let relative = match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    };
+    format!("{} (in {relative})", at.round(jiff::Unit::Second).unwrap_or(at))
+}
+
+/// The oldest other credential on the same org and app, as `Context::older_claimant` decides.
+fn older_claimant(credential: &SamlAppCredential, org: &OrgKey, everyone: &[SamlAppCredential]) -> Option<String> {
+    let age = |c: &SamlAppCredential| {
+        (c.metadata.creation_timestamp.as_ref().map(|t| t.0), c.namespace().unwrap_or_default(), c.name_any())
+    };
+    let same_org = |c: &SamlAppCredential| {
+        let r = &c.spec.org_ref;
+        r.kind == org.kind
+            && r.name == org.name
+            && match r.kind {
+                OrgKind::OktaOrg => c.namespace() == org.namespace,
+                OrgKind::ClusterOktaOrg => true,
+            }
+    };
+    let mine = age(credential);
+    everyone
+        .iter()
+        .filter(|other| other.uid() != credential.uid() && other.spec.app_id == credential.spec.app_id)
+        .filter(|other| same_org(other))
+        .filter(|other| other.metadata.deletion_timestamp.is_none() && age(other) < mine)
+        .min_by_key(|other| age(other))
+        .map(|other| match other.namespace() {
+            Some(ns) if Some(&ns) != credential.namespace().as_ref() => format!("{ns}/{}", other.name_any()),
+            _ => other.name_any(),
+        })
+}
