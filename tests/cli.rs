@@ -280,3 +280,41 @@ async fn plan_tells_the_next_step_and_writes_nothing() {
     assert!(table.lines().next().unwrap().contains("NEXT"), "{table}");
     assert_eq!(versions(&world).await, before);
 }
+
+#[tokio::test]
+async fn check_reports_authentication_scopes_rate_limits_and_keys() {
+    let world = World::new("cli-check").await;
+    let ns = world.ns.name.clone();
+    let app = world.seed_app(SignedDuration::from_hours(24 * 365));
+    world.create_credential("sso", &app.id, json!({})).await;
+
+    let out = ok(samlcred_async(&["check", "acme", "-n", &ns, "--allow-insecure-okta-http"]).await);
+    assert!(out.contains("authentication: ok"), "{out}");
+    assert!(out.contains("SSWS API token") && out.contains("privileges of the admin"), "{out}");
+    assert!(out.contains(&format!("key credential(s) of app {}", app.id)), "{out}");
+    assert!(out.contains("/api/v1/apps: limit") && out.contains("remaining"), "{out}");
+    assert!(!out.contains(support::TOKEN), "the token is never printed");
+    assert_eq!(world.okta_writes(), 0, "check writes nothing to Okta");
+
+    // Bad credentials: non-zero, naming the org and Okta's answer.
+    world
+        .apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bad-token"},
+            "stringData": {"token": "not-a-valid-token"}}))
+        .await;
+    world
+        .apply(json!({"apiVersion": "samlcred.io/v1alpha1", "kind": "OktaOrg", "metadata": {"name": "bad"},
+            "spec": {"url": world.sim.base_url(), "auth": {"apiToken": {"secretRef": {"name": "bad-token", "key": "token"}}}}}))
+        .await;
+    let out = samlcred_async(&["check", "oktaorg/bad", "-n", &ns, "--allow-insecure-okta-http"]).await;
+    let err = fails(out.clone());
+    assert!(err.contains(&format!("OktaOrg {ns}/bad")) && err.contains("did not accept the credentials"), "{err}");
+    assert!(!stdout(&out).contains("not-a-valid-token") && !err.contains("not-a-valid-token"));
+
+    // An unknown org, and plain http without the flag.
+    let err = fails(samlcred_async(&["check", "nosuch", "-n", &ns]).await);
+    assert!(err.contains(&format!("OktaOrg {ns}/nosuch not found")), "{err}");
+    let err = fails(samlcred_async(&["check", "clusteroktaorg/nosuch"]).await);
+    assert!(err.contains("ClusterOktaOrg nosuch not found"), "{err}");
+    let err = fails(samlcred_async(&["check", "acme", "-n", &ns]).await);
+    assert!(err.contains("plain http"), "{err}");
+}

@@ -3,6 +3,7 @@
 //! `rotate` and `activate` write, and only an annotation.
 
 pub mod annotate;
+pub mod check;
 pub mod kube;
 pub mod plan;
 pub mod status;
@@ -48,6 +49,14 @@ pub enum Command {
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
+    },
+    /// Check an org: authentication, granted scopes, rate-limit budget, reading a sample app's keys.
+    /// ORG is NAME or oktaorg/NAME (in -n's namespace) or clusteroktaorg/NAME.
+    Check {
+        /// The org.
+        org: String,
+        #[command(flatten)]
+        orgs: OrgArgs,
     },
 }
 
@@ -95,6 +104,7 @@ pub async fn run(kube_args: &KubeArgs, command: Command) -> anyhow::Result<()> {
         Command::Status { scope, output } => status::run(&kube, scope.all_namespaces, output).await,
         Command::Rotate { name } => annotate::rotate(&kube, &name).await,
         Command::Activate { name, kid } => annotate::activate(&kube, &name, kid.as_deref()).await,
+        Command::Check { org, orgs } => check::run(&kube, &org, &orgs).await,
         Command::Plan { scope, orgs, output } => plan::run(&kube, scope.all_namespaces, &orgs, output).await,
     }
 }
