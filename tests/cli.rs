@@ -318,3 +318,28 @@ async fn check_reports_authentication_scopes_rate_limits_and_keys() {
     let err = fails(samlcred_async(&["check", "acme", "-n", &ns]).await);
     assert!(err.contains("plain http"), "{err}");
 }
+
+#[tokio::test]
+async fn check_reads_a_cluster_okta_orgs_secret_in_the_cluster_resource_namespace() {
+    let world = World::new("cli-check-cluster").await;
+    let ns = world.ns.name.clone();
+    world.seed_app(SignedDuration::from_hours(24 * 365));
+    let name = format!("{ns}-org");
+    let corgs: kube::Api<samlcred::api::ClusterOktaOrg> = kube::Api::all(world.client.clone());
+    let corg: samlcred::api::ClusterOktaOrg = serde_json::from_value(json!({
+        "apiVersion": "samlcred.io/v1alpha1", "kind": "ClusterOktaOrg", "metadata": {"name": name},
+        "spec": {"url": world.sim.base_url(), "auth": {"apiToken": {"secretRef": {"name": "okta-token", "key": "token"}}}}
+    }))
+    .unwrap();
+    corgs.create(&Default::default(), &corg).await.unwrap();
+
+    let target = format!("clusteroktaorg/{name}");
+    let args = ["check", &target, "--cluster-resource-namespace", &ns, "--allow-insecure-okta-http"];
+    let out = ok(samlcred_async(&args).await);
+    assert!(out.contains(&format!("ClusterOktaOrg {name}")) && out.contains("authentication: ok"), "{out}");
+    assert!(out.contains("key credential(s) of app"), "a sample app from Okta's list: {out}");
+    // Its Secret is looked for in the cluster resource namespace, not anywhere else.
+    let err = fails(samlcred_async(&["check", &target, "--allow-insecure-okta-http"]).await);
+    assert!(err.contains("Secret okta-token not found"), "{err}");
+    corgs.delete(&name, &Default::default()).await.unwrap();
+}
