@@ -19,7 +19,7 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 unit: kube
-	SAMLCRED_KUBE_BIN="$$(bash tests/kube/build.sh)" $(CARGO) test --workspace --locked
+	SAMLCRED_KUBE_BIN="$$(bash tests/kube/build.sh)" $(CARGO) test --workspace --locked --no-fail-fast
 
 ## demo: run samlcred's main job locally (control plane + Okta simulator); Ctrl-C stops it.
 demo: kube

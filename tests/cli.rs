@@ -343,3 +343,36 @@ async fn check_reads_a_cluster_okta_orgs_secret_in_the_cluster_resource_namespac
     assert!(err.contains("Secret okta-token not found"), "{err}");
     corgs.delete(&name, &Default::default()).await.unwrap();
 }
+
+#[tokio::test]
+async fn check_reports_the_scopes_okta_granted_an_oauth_client() {
+    let world = World::new("cli-check-oauth").await;
+    let ns = world.ns.name.clone();
+    world.seed_app(SignedDuration::from_hours(24 * 365));
+    let (pem, jwk) = support::ec_key();
+    world.sim.add_oauth_client(okta_sim::OAuthClient {
+        client_id: "0oa-check".into(),
+        public_jwk: jwk,
+        scopes: vec!["okta.apps.read".into(), "okta.apps.manage".into()],
+        require_dpop: true,
+    });
+    world
+        .apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "svc-key"}, "stringData": {"key.pem": pem}}))
+        .await;
+    let org = |name: &str, scopes: serde_json::Value| {
+        json!({"apiVersion": "samlcred.io/v1alpha1", "kind": "OktaOrg", "metadata": {"name": name},
+            "spec": {"url": world.sim.base_url(), "auth": {"oauth": {"clientId": "0oa-check", "scopes": scopes,
+                "privateKeySecretRef": {"name": "svc-key", "key": "key.pem"}}}}})
+    };
+    world.apply(org("oauth", json!(["okta.apps.read", "okta.apps.manage"]))).await;
+    let out = ok(samlcred_async(&["check", "oauth", "-n", &ns, "--allow-insecure-okta-http"]).await);
+    assert!(out.contains("scopes: okta.apps.read okta.apps.manage (granted by Okta; DPoP in use)"), "{out}");
+    assert!(!out.contains("PRIVATE KEY"), "the key is never printed");
+
+    // A client that asks for read only: authenticated, but samlcred could not rotate, so check fails.
+    world.apply(org("readonly", json!(["okta.apps.read"]))).await;
+    let out = samlcred_async(&["check", "readonly", "-n", &ns, "--allow-insecure-okta-http"]).await;
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("scope okta.apps.manage is not granted"), "{text}");
+}

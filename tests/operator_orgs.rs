@@ -2,23 +2,13 @@
 
 mod support;
 
-use base64::Engine;
 use jiff::SignedDuration;
 use okta_sim::OAuthClient;
 use serde_json::json;
 use std::time::Duration;
-use support::{World, condition, org_ready, wait_for};
+use support::{World, condition, ec_key, org_ready, wait_for};
 
 const LONG: Duration = Duration::from_secs(90);
-
-/// An EC P-256 key: its PKCS#8 PEM (for the Secret) and its public JWK (for Okta's app registration).
-fn ec_key() -> (String, serde_json::Value) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let raw = key.public_key_raw();
-    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let jwk = json!({"kty": "EC", "crv": "P-256", "x": b64(&raw[1..33]), "y": b64(&raw[33..65])});
-    (key.serialize_pem(), jwk)
-}
 
 #[tokio::test]
 async fn oauth_org_with_dpop_drives_a_credential() {

@@ -60,19 +60,25 @@ pub async fn run(kube: &Kube, org: &str, orgs: &OrgArgs) -> anyhow::Result<()> {
 
     // Privileges.
     if let Some(oauth) = &spec.auth.oauth {
-        let scopes = if oauth.scopes.is_empty() {
+        let requested = if oauth.scopes.is_empty() {
             DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect()
         } else {
             oauth.scopes.clone()
         };
+        // Okta's token response says which scopes it granted; without it, issuing the token for the
+        // requested scopes is the grant.
+        let (scopes, source) = match okta.granted_scopes() {
+            Some(granted) => (granted, "granted by Okta"),
+            None => (requested, "requested; Okta issued the token for them"),
+        };
         println!(
-            "scopes: {} (requested; Okta issued the token, so it granted them; DPoP {})",
+            "scopes: {} ({source}; DPoP {})",
             scopes.join(" "),
             if okta.uses_dpop() { "in use" } else { "not in use" }
         );
         for needed in DEFAULT_SCOPES {
             if !scopes.iter().any(|s| s == needed) {
-                problems.push(format!("scope {needed} is not requested; samlcred needs it"));
+                problems.push(format!("scope {needed} is not granted; samlcred needs it"));
             }
         }
     } else {

@@ -204,6 +204,15 @@ impl OktaClient {
         self.inner.transport.limiter.status(bucket)
     }
 
+    /// The scopes Okta granted to an OAuth client with its last token (`None` for API tokens, or
+    /// before the first token).
+    pub fn granted_scopes(&self) -> Option<Vec<String>> {
+        match &self.inner.auth {
+            Authenticator::OAuth(client) => client.granted_scopes(),
+            Authenticator::ApiToken(_) => None,
+        }
+    }
+
     /// Whether an OAuth client currently binds its tokens with DPoP (false for API tokens).
     pub fn uses_dpop(&self) -> bool {
         match &self.inner.auth {

@@ -292,3 +292,12 @@ pub async fn org_ready(world: &World, kind: &str, name: &str, ns: Option<&str>) 
     })
     .await
 }
+
+/// An EC P-256 key: its PKCS#8 PEM (for the Secret) and its public JWK (for Okta's app registration).
+pub fn ec_key() -> (String, serde_json::Value) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let raw = key.public_key_raw();
+    let b64 = |bytes: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+    let jwk = json!({"kty": "EC", "crv": "P-256", "x": b64(&raw[1..33]), "y": b64(&raw[33..65])});
+    (key.serialize_pem(), jwk)
+}

@@ -60,6 +60,8 @@ struct TokenResponse {
     access_token: String,
     token_type: Option<String>,
     expires_in: Option<u64>,
+    /// The scopes Okta granted, space-separated (may be fewer than requested).
+    scope: Option<String>,
 }
 
 pub struct OAuthClient {
@@ -72,6 +74,8 @@ pub struct OAuthClient {
     pub(crate) dpop: DpopSigner,
     /// Auto mode learned that this client must use DPoP.
     dpop_required: AtomicBool,
+    /// The scopes of the last token Okta issued.
+    granted: std::sync::Mutex<Option<Vec<String>>>,
     generation: AtomicU64,
     // Holding this lock across the token request is what makes the refresher single: every
     // caller that finds the token stale queues here and then finds the fresh one.
@@ -113,9 +117,15 @@ impl OAuthClient {
             mode,
             dpop: DpopSigner::generate()?,
             dpop_required: AtomicBool::new(false),
+            granted: std::sync::Mutex::new(None),
             generation: AtomicU64::new(0),
             cache: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// The scopes Okta granted with the last token, once a token was obtained.
+    pub fn granted_scopes(&self) -> Option<Vec<String>> {
+        self.granted.lock().unwrap().clone()
     }
 
     /// Whether requests of this client are DPoP-bound right now.
@@ -233,6 +243,9 @@ impl OAuthClient {
         let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
         let ahead = REFRESH_AHEAD.min(lifetime / 5);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(scope) = &parsed.scope {
+            *self.granted.lock().unwrap() = Some(scope.split_whitespace().map(str::to_string).collect());
+        }
         tracing::debug!(lifetime_s = lifetime.as_secs(), dpop, generation, "obtained Okta access token");
         Ok(CachedToken {
             token: AccessToken { value: SecretString::from(parsed.access_token), dpop, generation },
