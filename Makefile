@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test demo kube fmt-check clippy unit crds deploy docs bench clean-testenv
+.PHONY: test demo kube fmt-check clippy unit crds deploy docs bench install-plugin clean-testenv
 
 ## test: every check CI runs (fmt, clippy, unit and integration tests); builds what it needs first.
 test: kube fmt-check clippy unit
@@ -41,6 +41,11 @@ deploy: kube
 ## bench: the benchmarks, in release mode; they print their figures.
 bench:
 	$(CARGO) bench --workspace
+
+## install-plugin: install samlcred and the kubectl plugin kubectl-samlcred (the same binary, named by argv[0]).
+install-plugin:
+	$(CARGO) install --path . --locked --bin samlcred
+	ln -sf "$$(command -v samlcred)" "$$(dirname "$$(command -v samlcred)")/kubectl-samlcred"
 
 clean-testenv:
 	rm -rf .testenv /tmp/samlcred-testenv-*
