@@ -139,3 +139,33 @@ async fn metrics_and_health_after_a_rotation() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_stops_cleanly_and_hands_the_lease_over_at_once() {
+    let world = World::new("e2e-sigterm").await;
+    let app = world.seed_app(SignedDuration::from_hours(24 * 365));
+    world.create_credential("calm", &app.id, json!({})).await;
+    let ns = world.ns.name.clone();
+    // A long lease: a standby taking over well before it expires proves the leader released it.
+    let args = ["--leader-elect", "--leader-election-lease-duration=60s"];
+    let lease_ns = format!("--leader-election-namespace={ns}");
+    let mut first = ControllerProcess::start_with(&[&ns], &[args[0], args[1], &lease_ns], &[("POD_NAME", "replica-a")]);
+    wait_for("replica-a to lead and the credential to be Ready", LONG, || async {
+        let ready = support::condition(&world.credential("calm").await, "Ready").is_some_and(|c| c.0 == "True");
+        (ready && lease_holder(&world).await.as_deref() == Some("replica-a")).then_some(())
+    })
+    .await;
+    let _second = ControllerProcess::start_with(&[&ns], &[args[0], args[1], &lease_ns], &[("POD_NAME", "replica-b")]);
+
+    first.terminate();
+    let stopped = Instant::now();
+    let code = first.wait_exit(Duration::from_secs(30)).await;
+    assert_eq!(code, Some(0), "a clean exit on SIGTERM: {}", first.log_text());
+    let log = first.log_text();
+    assert!(log.contains("released the lease") && log.contains("samlcred controller stopped"), "{log}");
+    wait_for("replica-b to take over", LONG, || async {
+        (lease_holder(&world).await.as_deref() == Some("replica-b")).then_some(())
+    })
+    .await;
+    assert!(stopped.elapsed() < Duration::from_secs(30), "the standby waited for the 60s lease to expire");
+}

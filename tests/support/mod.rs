@@ -206,6 +206,11 @@ impl ControllerProcess {
         }
     }
 
+    /// Asks it to stop (SIGTERM), as Kubernetes does when it deletes a pod.
+    pub fn terminate(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+    }
+
     /// Kills it (SIGKILL), as a node failure would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
