@@ -1,26 +1,18 @@
 //! Every Okta call of the client against the in-process simulator, with an API token, plus the
 //! failure modes: server errors, timeouts, broken and undecodable bodies, redirects.
 
+mod okta_support;
+
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use okta_sim::{CallRecord, Fault, FaultKind, OktaSim, SeedApp, SeedKey, SeededApp, SimConfig};
-use samlcred::okta::{AppQuery, Auth, ErrorClass, KeyCredential, OktaClient, OktaError, OrgConfig, RetryPolicy};
-use url::Url;
+use samlcred::okta::{AppQuery, Auth, ErrorClass, KeyCredential, OktaClient, OktaError, OrgConfig};
 
 const TOKEN: &str = "00sim-api-token";
 
 fn config(base_url: &str) -> OrgConfig {
-    let mut config = OrgConfig::new(Url::parse(base_url).unwrap(), Auth::ApiToken(TOKEN.to_string().into()));
-    config.allow_insecure_http = true;
-    config.timeout = Duration::from_millis(1500);
-    config.retry = RetryPolicy {
-        max_attempts: 3,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(50),
-        max_rate_limit_wait: Duration::from_secs(5),
-    };
-    config
+    okta_support::org_config(base_url, Auth::ApiToken(TOKEN.to_string().into()), Duration::from_millis(1500))
 }
 
 async fn start() -> (OktaSim, OktaClient) {

@@ -2,11 +2,13 @@
 //! a single 429, waits for the reset after a 429 caused by someone else, and reports every
 //! request to the metrics hook.
 
+mod okta_support;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use okta_sim::{BucketLimit, OktaSim, RateLimits, SeedApp, SeedKey, SeededApp, SimConfig};
-use samlcred::okta::{Auth, ErrorClass, MetricsHook, OktaClient, OktaError, OrgConfig, RequestRecord, RetryPolicy};
+use samlcred::okta::{Auth, ErrorClass, MetricsHook, OktaClient, OktaError, OrgConfig, RequestRecord};
 use url::Url;
 
 const TOKEN: &str = "00rate-token";
@@ -59,12 +61,7 @@ fn client(sim: &OktaSim, share: u8, metrics: Option<Arc<Recorder>>) -> OktaClien
     let mut config = OrgConfig::new(Url::parse(&sim.base_url()).unwrap(), Auth::ApiToken(TOKEN.to_string().into()));
     config.allow_insecure_http = true;
     config.max_share_percent = share;
-    config.retry = RetryPolicy {
-        max_attempts: 3,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(50),
-        max_rate_limit_wait: Duration::from_secs(5),
-    };
+    config.retry = okta_support::retry_policy();
     config.metrics = metrics.map(|m| m as Arc<dyn MetricsHook>);
     OktaClient::new(config).unwrap()
 }
