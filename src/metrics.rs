@@ -103,6 +103,16 @@ impl Default for Metrics {
             "Requests left in the current window of an Okta rate-limit bucket",
             metrics.rate_limit_remaining.clone(),
         );
+        // Series that alerts take a rate of exist from the start, at 0.
+        for reason in [
+            conditions::REASON_OKTA_ERROR,
+            conditions::REASON_ORG_NOT_FOUND,
+            conditions::REASON_ORG_NOT_ALLOWED,
+            conditions::REASON_INVALID_SPEC,
+            "KubernetesError",
+        ] {
+            metrics.reconcile_errors.get_or_create(&ReasonLabels { reason: reason.into() });
+        }
         Metrics { registry, ..metrics }
     }
 }

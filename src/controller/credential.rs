@@ -170,15 +170,12 @@ async fn step(
         }
         Plan::RecordActivation { key } => {
             done.status = record::activation(&status, &key, policy()?, now);
-            ctx.metrics.rotation("succeeded");
-            ctx.publish(
-                credential,
-                EventType::Normal,
-                events::KEY_ACTIVATED,
-                &format!("Okta signs with key {}", key.kid),
-                "Activate",
-            )
-            .await;
+            // Also reached on a cache that lags behind this process's own activation: count it once.
+            if ctx.first_activation(&credential.uid().unwrap_or_default(), &key.kid) {
+                ctx.metrics.rotation("succeeded");
+                let note = format!("Okta signs with key {}", key.kid);
+                ctx.publish(credential, EventType::Normal, events::KEY_ACTIVATED, &note, "Activate").await;
+            }
         }
         Plan::StartRotation { trigger } => {
             done.status = record::start_rotation(&status, trigger, input.rotate_token, now);
@@ -220,15 +217,11 @@ async fn step(
                 None => key_record(okta.get_key(&spec.app_id, &kid).await?)?.observed,
             };
             done.status = record::activation(&activating, &key, policy()?, now);
-            ctx.metrics.rotation("succeeded");
-            ctx.publish(
-                credential,
-                EventType::Normal,
-                events::KEY_ACTIVATED,
-                &format!("Okta signs with key {kid}"),
-                "Activate",
-            )
-            .await;
+            if ctx.first_activation(&credential.uid().unwrap_or_default(), &kid) {
+                ctx.metrics.rotation("succeeded");
+                let note = format!("Okta signs with key {kid}");
+                ctx.publish(credential, EventType::Normal, events::KEY_ACTIVATED, &note, "Activate").await;
+            }
         }
         Plan::Retire { kids } => {
             done.status = record::retire(&status, &kids);

@@ -94,6 +94,8 @@ pub struct Context {
     pub settings: Settings,
     /// The credentials samlcred watches, for the older-claimant rule.
     pub credentials: Vec<Store<SamlAppCredential>>,
+    /// The last key this process saw activated, per credential uid.
+    pub activations: Mutex<HashMap<String, String>>,
     /// The last failure of each credential (by uid) this process recorded.
     pub failures: Mutex<HashMap<String, FailureRecord>>,
 }
@@ -109,6 +111,16 @@ pub struct FailureRecord {
 impl Context {
     pub fn remember_failure(&self, uid: &str, attempts: i32, at: Timestamp, generation: Option<i64>) {
         self.failures.lock().unwrap().insert(uid.to_string(), FailureRecord { attempts, at, generation });
+    }
+
+    /// True the first time this process records the activation of `kid` for this credential.
+    pub fn first_activation(&self, uid: &str, kid: &str) -> bool {
+        let mut seen = self.activations.lock().unwrap();
+        if seen.get(uid).map(String::as_str) == Some(kid) {
+            return false;
+        }
+        seen.insert(uid.to_string(), kid.to_string());
+        true
     }
 
     pub fn forget_failure(&self, uid: &str) {

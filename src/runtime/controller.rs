@@ -152,6 +152,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         settings: Settings { okta_resync: args.okta_resync_interval, ..Settings::default() },
         credentials: stores.clone(),
         failures: Default::default(),
+        activations: Default::default(),
     });
 
     let config = controller::Config::default().concurrency(args.concurrency);
