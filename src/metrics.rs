@@ -111,7 +111,7 @@ impl Default for Metrics {
             conditions::REASON_INVALID_SPEC,
             "KubernetesError",
         ] {
-            metrics.reconcile_errors.get_or_create(&ReasonLabels { reason: reason.into() });
+            let _ = metrics.reconcile_errors.get_or_create(&ReasonLabels { reason: reason.into() });
         }
         Metrics { registry, ..metrics }
     }
