@@ -2,7 +2,7 @@
 //! the one next step, perform it, record it in status, and say when to come back.
 
 use super::observe::{OktaView, key_record, observe_app};
-use super::status::{ConditionState, rotating_condition, set_condition, write_status};
+use super::status::{ConditionState, StatusWriter, rotating_condition, set_condition};
 use super::{Context, failpoint, workloads};
 use crate::api::{
     FIELD_MANAGER, SamlAppCredential, SamlAppCredentialStatus, SecretDeletionPolicy, annotations, conditions, events,
@@ -73,7 +73,8 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
     let status = status_for_planning(cached, &credential.spec, generation);
 
     let started = std::time::Instant::now();
-    let result = step(&credential, &ctx, &api, status.clone(), now).await;
+    let writer = StatusWriter::new(&api, &credential);
+    let result = step(&credential, &ctx, &writer, status.clone(), now).await;
     ctx.metrics.reconcile_duration(started.elapsed());
     let (next, action) = match result {
         Ok(done) => {
@@ -108,7 +109,7 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
             (next, Action::requeue(delay))
         }
     };
-    write_status(&api, &credential, &next).await?;
+    writer.write(&next).await?;
     ctx.metrics.observe_credential(&credential, &next);
     Ok(action)
 }
@@ -116,7 +117,7 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
 async fn step(
     credential: &SamlAppCredential,
     ctx: &Context,
-    api: &Api<SamlAppCredential>,
+    writer: &StatusWriter<'_>,
     status: SamlAppCredentialStatus,
     now: Timestamp,
 ) -> Result<Done, StepError> {
@@ -180,7 +181,7 @@ async fn step(
         Plan::StartRotation { trigger } => {
             done.status = record::start_rotation(&status, trigger, input.rotate_token, now);
             // The intent must be durable before Okta is asked for a key: see rotation's crash recovery.
-            write_status(api, credential, &with_generation(&done.status, &status)).await?;
+            writer.write(&with_generation(&done.status, &status)).await?;
         }
         Plan::Generate => {
             let validity = spec.validity_years.clamp(2, 10) as u8;
@@ -205,7 +206,7 @@ async fn step(
         }
         Plan::Activate { kid } => {
             let activating = record::activating(&status);
-            write_status(api, credential, &with_generation(&activating, &status)).await?;
+            writer.write(&with_generation(&activating, &status)).await?;
             let app = okta.activate_key(&spec.app_id, &kid).await?;
             failpoint("after-activate");
             if app.active_kid() != Some(kid.as_str()) {

@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
+use std::sync::Mutex;
 
 /// A condition as samlcred decides it; the transition time is filled in by [`set_condition`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,20 +56,45 @@ pub fn rotating_condition(status: &SamlAppCredentialStatus, awaiting_approval: b
     }
 }
 
-/// Writes `status` when it differs from what the object has.
-pub async fn write_status(
-    api: &Api<SamlAppCredential>,
-    credential: &SamlAppCredential,
-    status: &SamlAppCredentialStatus,
-) -> Result<bool, kube::Error> {
-    if credential.status.as_ref() == Some(status) {
-        return Ok(false);
+/// Writes a credential's status during one reconcile. Each write carries the resourceVersion the
+/// reconcile started from (then the one its own previous write returned), so a reconcile that ran on a
+/// cache lagging behind an earlier write is refused with 409 Conflict and retried on fresh data,
+/// instead of overwriting newer status with one computed from older.
+pub struct StatusWriter<'a> {
+    api: &'a Api<SamlAppCredential>,
+    name: String,
+    resource_version: Mutex<Option<String>>,
+    last: Mutex<Option<SamlAppCredentialStatus>>,
+}
+
+impl<'a> StatusWriter<'a> {
+    pub fn new(api: &'a Api<SamlAppCredential>, credential: &SamlAppCredential) -> StatusWriter<'a> {
+        StatusWriter {
+            api,
+            name: credential.name_any(),
+            resource_version: Mutex::new(credential.resource_version()),
+            last: Mutex::new(credential.status.clone()),
+        }
     }
-    let patch = json!({
-        "apiVersion": SamlAppCredential::api_version(&()),
-        "kind": SamlAppCredential::kind(&()),
-        "status": status,
-    });
-    api.patch_status(&credential.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
-    Ok(true)
+
+    /// Writes `status` unless it is what the object already has.
+    pub async fn write(&self, status: &SamlAppCredentialStatus) -> Result<bool, kube::Error> {
+        if self.last.lock().unwrap().as_ref() == Some(status) {
+            return Ok(false);
+        }
+        let resource_version = self.resource_version.lock().unwrap().clone();
+        let patch = json!({
+            "apiVersion": SamlAppCredential::api_version(&()),
+            "kind": SamlAppCredential::kind(&()),
+            "metadata": {"name": self.name, "resourceVersion": resource_version},
+            "status": status,
+        });
+        let written = self
+            .api
+            .patch_status(&self.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+            .await?;
+        *self.resource_version.lock().unwrap() = written.resource_version();
+        *self.last.lock().unwrap() = Some(status.clone());
+        Ok(true)
+    }
 }

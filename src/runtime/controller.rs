@@ -71,6 +71,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 type ReconcileFuture = BoxFuture<'static, ()>;
 
 fn error_policy<K>(_: Arc<K>, error: &kube::Error, _: Arc<Context>) -> Action {
+    // 409: the reconcile ran on a cache behind samlcred's own last write; retry as soon as it caught up.
+    if matches!(error, kube::Error::Api(status) if status.code == 409) {
+        tracing::debug!("status write conflicted with a newer version; retrying");
+        return Action::requeue(Duration::from_millis(200));
+    }
     tracing::warn!("reconcile failed: {error}");
     Action::requeue(Duration::from_secs(5))
 }
