@@ -157,20 +157,6 @@ impl Metrics {
             self.ready.get_or_create(&labels).set(i64::from(value));
         }
     }
-
-    /// Drops the gauges of a deleted credential.
-    pub fn forget_credential(&self, namespace: &str, name: &str) {
-        let labels = CredentialLabels { namespace: namespace.into(), name: name.into() };
-        self.not_after.remove(&labels);
-        self.renewal.remove(&labels);
-        for condition in [conditions::READY, conditions::ROTATING] {
-            self.ready.remove(&ReadyLabels {
-                namespace: namespace.into(),
-                name: name.into(),
-                condition: condition.into(),
-            });
-        }
-    }
 }
 
 impl MetricsHook for Metrics {

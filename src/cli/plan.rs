@@ -7,10 +7,10 @@ use crate::cli::kube::Kube;
 use jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use kube::api::Api;
-use samlcred::api::{OrgKind, SamlAppCredential};
+use samlcred::api::SamlAppCredential;
 use samlcred::controller::Settings;
 use samlcred::controller::credential::{self, StepError};
-use samlcred::controller::orgs::{OrgClients, OrgKey};
+use samlcred::controller::orgs::OrgClients;
 use samlcred::rotation::{self, Plan, PlanInput};
 use serde::Serialize;
 
@@ -88,7 +88,7 @@ async fn plan_one(
     let (org_key, okta) = clients.for_credential(&namespace, &credential.spec.org_ref).await?;
     let secrets = Api::namespaced(kube.client.clone(), &namespace);
     let observed = credential::observe(credential, &okta, &secrets, &status).await?;
-    let claimant = older_claimant(credential, &org_key, everyone);
+    let claimant = samlcred::controller::older_claimant(credential, &org_key, everyone.iter());
     let input = credential::plan_input(credential, &status, &observed, claimant.as_deref(), now);
     let plan = rotation::plan(&input);
     let (action, when, mut detail) = describe(credential, &input, &plan, now);
@@ -169,31 +169,4 @@ fn at_time(at: Timestamp, now: Timestamp) -> String {
         _ => format!("{d}d {h}h"),
     };
     format!("{} (in {relative})", at.round(jiff::Unit::Second).unwrap_or(at))
-}
-
-/// The oldest other credential on the same org and app, as `Context::older_claimant` decides.
-fn older_claimant(credential: &SamlAppCredential, org: &OrgKey, everyone: &[SamlAppCredential]) -> Option<String> {
-    let age = |c: &SamlAppCredential| {
-        (c.metadata.creation_timestamp.as_ref().map(|t| t.0), c.namespace().unwrap_or_default(), c.name_any())
-    };
-    let same_org = |c: &SamlAppCredential| {
-        let r = &c.spec.org_ref;
-        r.kind == org.kind
-            && r.name == org.name
-            && match r.kind {
-                OrgKind::OktaOrg => c.namespace() == org.namespace,
-                OrgKind::ClusterOktaOrg => true,
-            }
-    };
-    let mine = age(credential);
-    everyone
-        .iter()
-        .filter(|other| other.uid() != credential.uid() && other.spec.app_id == credential.spec.app_id)
-        .filter(|other| same_org(other))
-        .filter(|other| other.metadata.deletion_timestamp.is_none() && age(other) < mine)
-        .min_by_key(|other| age(other))
-        .map(|other| match other.namespace() {
-            Some(ns) if Some(&ns) != credential.namespace().as_ref() => format!("{ns}/{}", other.name_any()),
-            _ => other.name_any(),
-        })
 }

@@ -167,24 +167,34 @@ impl Context {
         }
     }
 
-    /// The oldest other credential that manages the same org and app, when it is older than this one.
+    /// The oldest other watched credential that manages the same org and app, when it is older.
     pub fn older_claimant(&self, credential: &SamlAppCredential, org: &OrgKey) -> Option<String> {
-        let age = |c: &SamlAppCredential| {
-            (c.metadata.creation_timestamp.as_ref().map(|t| t.0), c.namespace().unwrap_or_default(), c.name_any())
-        };
-        let mine = age(credential);
-        self.credentials
-            .iter()
-            .flat_map(|store| store.state())
-            .filter(|other| other.uid() != credential.uid() && other.spec.app_id == credential.spec.app_id)
-            .filter(|other| same_org(other, org))
-            .filter(|other| other.metadata.deletion_timestamp.is_none() && age(other) < mine)
-            .min_by_key(|other| age(other))
-            .map(|other| match other.namespace() {
-                Some(ns) if Some(&ns) != credential.namespace().as_ref() => format!("{ns}/{}", other.name_any()),
-                _ => other.name_any(),
-            })
+        let everyone: Vec<_> = self.credentials.iter().flat_map(|store| store.state()).collect();
+        older_claimant(credential, org, everyone.iter().map(|c| &**c))
     }
+}
+
+/// The oldest of `others` that manages the same org and app as `credential`, when it is older
+/// (creation time, then namespace and name); named `ns/name` when in another namespace. The
+/// controller and `samlcred plan` both decide conflicts with it.
+pub fn older_claimant<'a>(
+    credential: &SamlAppCredential,
+    org: &OrgKey,
+    others: impl Iterator<Item = &'a SamlAppCredential>,
+) -> Option<String> {
+    let age = |c: &SamlAppCredential| {
+        (c.metadata.creation_timestamp.as_ref().map(|t| t.0), c.namespace().unwrap_or_default(), c.name_any())
+    };
+    let mine = age(credential);
+    others
+        .filter(|other| other.uid() != credential.uid() && other.spec.app_id == credential.spec.app_id)
+        .filter(|other| same_org(other, org))
+        .filter(|other| other.metadata.deletion_timestamp.is_none() && age(other) < mine)
+        .min_by_key(|other| age(other))
+        .map(|other| match other.namespace() {
+            Some(ns) if Some(&ns) != credential.namespace().as_ref() => format!("{ns}/{}", other.name_any()),
+            _ => other.name_any(),
+        })
 }
 
 fn same_org(credential: &SamlAppCredential, org: &OrgKey) -> bool {

@@ -4,7 +4,6 @@
 
 use crate::okta::{KeyCredential, OktaClient, OktaError};
 use crate::rotation::{ObservedApp, ObservedKey};
-use jiff::Timestamp;
 use std::collections::BTreeMap;
 
 /// One key credential with its parsed certificate.
@@ -52,9 +51,4 @@ pub async fn observe_app(okta: &OktaClient, app_id: &str) -> Result<OktaView, Ok
     let active_kid = app.active_kid().map(str::to_string);
     let observed = keys.values().map(|k| k.observed.clone()).collect();
     Ok(OktaView { app: ObservedApp::Found { active_kid, keys: observed }, keys })
-}
-
-/// Seconds since the epoch, for metrics.
-pub fn epoch_seconds(at: Timestamp) -> f64 {
-    at.as_millisecond() as f64 / 1000.0
 }

@@ -5,6 +5,7 @@
 //! Secret write makes a restart missed by a crash happen on the next reconcile.
 
 use super::Context;
+use crate::api::annotations::SECRET_HASH;
 use crate::api::{FIELD_MANAGER, SamlAppCredential, WorkloadKind, events};
 use crate::secret::Rendered;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -13,9 +14,6 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-
-/// The pod-template annotation that carries the hash of the Secret's data.
-pub const SECRET_HASH: &str = "samlcred.io/secret-hash";
 
 /// Hex SHA-256 over samlcred's data keys and values, in key order.
 pub fn data_hash(rendered: &Rendered) -> String {
