@@ -43,6 +43,23 @@ fn set_active(status: &mut SamlAppCredentialStatus, key: &ObservedKey, policy: &
     status.active_key = Some(active(key));
 }
 
+/// `key` becomes active, the replaced active key is retained, and no rotation is under way.
+fn switch_active(
+    status: &SamlAppCredentialStatus,
+    key: &ObservedKey,
+    policy: &Policy,
+    now: Timestamp,
+) -> SamlAppCredentialStatus {
+    let mut next = status.clone();
+    if let Some(old) = next.active_key.take() {
+        next.previous_keys.push(retained(old, policy, now));
+    }
+    next.pending_key = None;
+    next.rotation = None;
+    set_active(&mut next, key, policy);
+    next
+}
+
 /// What every write of status carries: the generation acted on, and the renewal time under the
 /// current spec (renewBefore may have changed since the key was activated).
 pub fn observed(status: &SamlAppCredentialStatus, policy: &Policy, generation: Option<i64>) -> SamlAppCredentialStatus {
@@ -68,14 +85,8 @@ pub fn adopt_external_change(
     policy: &Policy,
     now: Timestamp,
 ) -> SamlAppCredentialStatus {
-    let mut next = status.clone();
-    if let Some(old) = next.active_key.take() {
-        next.previous_keys.push(retained(old, policy, now));
-    }
+    let mut next = switch_active(status, key, policy, now);
     next.previous_keys.retain(|previous| previous.kid != key.kid);
-    next.pending_key = None;
-    next.rotation = None;
-    set_active(&mut next, key, policy);
     next
 }
 
@@ -138,14 +149,8 @@ pub fn activation(
     policy: &Policy,
     now: Timestamp,
 ) -> SamlAppCredentialStatus {
-    let mut next = status.clone();
-    if let Some(old) = next.active_key.take() {
-        next.previous_keys.push(retained(old, policy, now));
-    }
-    next.pending_key = None;
-    next.rotation = None;
+    let mut next = switch_active(status, key, policy, now);
     next.last_rotation_time = Some(time(now));
-    set_active(&mut next, key, policy);
     next
 }
 

@@ -80,6 +80,17 @@ fn error_policy<K>(_: Arc<K>, error: &kube::Error, _: Arc<Context>) -> Action {
     Action::requeue(Duration::from_secs(5))
 }
 
+/// An Api over one watched namespace, or over all of them (`None`).
+fn scoped<K>(client: &kube::Client, ns: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
 /// Logs each reconcile's outcome and drives the stream to completion.
 async fn drain<S, T, E>(stream: S)
 where
@@ -130,12 +141,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
 
     let scopes: Vec<Option<String>> =
         if args.namespaces.is_empty() { vec![None] } else { args.namespaces.iter().cloned().map(Some).collect() };
-    let api_for = |ns: &Option<String>| -> Api<SamlAppCredential> {
-        match ns {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        }
-    };
+    let api_for = |ns: &Option<String>| scoped::<SamlAppCredential>(&client, ns);
     let credential_controllers: Vec<Controller<SamlAppCredential>> =
         scopes.iter().map(|ns| Controller::new(api_for(ns), watcher::Config::default().any_semantic())).collect();
     let stores: Vec<Store<SamlAppCredential>> = credential_controllers.iter().map(|c| c.store()).collect();
@@ -164,14 +170,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let mut tasks: Vec<ReconcileFuture> = Vec::new();
     for (controller, ns) in credential_controllers.into_iter().zip(&scopes) {
         let store = controller.store();
-        let secrets: Api<Secret> = match ns {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
-        let orgs: Api<OktaOrg> = match ns {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
+        let secrets: Api<Secret> = scoped(&client, ns);
+        let orgs: Api<OktaOrg> = scoped(&client, ns);
         let (org_store, cluster_org_store, secret_store, peer_store) =
             (store.clone(), store.clone(), store.clone(), store.clone());
         let stream = controller
@@ -209,10 +209,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         tasks.push(Box::pin(drain(stream)));
     }
     for ns in &scopes {
-        let orgs: Api<OktaOrg> = match ns {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
+        let orgs: Api<OktaOrg> = scoped(&client, ns);
         let stream = Controller::new(orgs, watcher::Config::default()).graceful_shutdown_on(shutdown.clone()).run(
             org_status::reconcile_okta_org,
             error_policy,
