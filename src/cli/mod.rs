@@ -77,6 +77,7 @@ impl OrgArgs {
             cluster_resource_namespace: self.cluster_resource_namespace.clone(),
             allow_insecure_http: self.allow_insecure_okta_http,
             metrics: None,
+            fence: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! rate-limit state must be shared by every credential of that org) until the org or its Secrets change.
 
 use crate::api::{self, ClusterOktaOrg, OktaAuth, OktaOrg, OktaOrgSpec, OrgKind, OrgRef, SecretKeyRef};
-use crate::okta::{self, Auth, MetricsHook, OktaClient, OrgConfig, PrivateKey};
+use crate::okta::{self, Auth, MetricsHook, OktaClient, OrgConfig, PrivateKey, WriteFence};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::Api;
@@ -49,6 +49,8 @@ pub struct OrgSettings {
     pub cluster_resource_namespace: String,
     pub allow_insecure_http: bool,
     pub metrics: Option<Arc<dyn MetricsHook>>,
+    /// The leader-election fence every Okta write passes (see `runtime::leader`).
+    pub fence: Option<Arc<dyn WriteFence>>,
 }
 
 /// The cache of clients, keyed by org and invalidated by a change of the org or of its Secrets.
@@ -128,6 +130,7 @@ impl OrgClients {
         config.max_share_percent = spec.rate_limit.max_share.clamp(1, 100) as u8;
         config.allow_insecure_http = self.settings.allow_insecure_http;
         config.metrics = self.settings.metrics.clone();
+        config.fence = self.settings.fence.clone();
         OktaClient::new(config).map_err(|e| OrgError::InvalidSpec(e.to_string()))
     }
 

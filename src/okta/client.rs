@@ -12,7 +12,7 @@ use url::Url;
 use super::auth::{Auth, Authenticator};
 use super::error::{ErrorBody, OktaError, Result};
 use super::ratelimit::{BucketStatus, RateLimiter};
-use super::transport::{Answer, MetricsHook, Outgoing, Transport};
+use super::transport::{Answer, MetricsHook, Outgoing, Transport, WriteFence};
 use super::types::{AppQuery, Application, KeyCredential};
 
 /// How often and how patiently failed requests are retried inside one call. The reconciler
@@ -52,6 +52,9 @@ pub struct OrgConfig {
     pub timeout: Duration,
     pub retry: RetryPolicy,
     pub metrics: Option<Arc<dyn MetricsHook>>,
+    /// Consulted before every write (leader election closes it on a replica that may have lost
+    /// the lease); `None` lets every write through.
+    pub fence: Option<Arc<dyn WriteFence>>,
 }
 
 impl OrgConfig {
@@ -64,6 +67,7 @@ impl OrgConfig {
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             metrics: None,
+            fence: None,
         }
     }
 }
@@ -78,6 +82,7 @@ impl std::fmt::Debug for OrgConfig {
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
             .field("metrics", &self.metrics.is_some())
+            .field("fence", &self.fence.is_some())
             .finish()
     }
 }
@@ -188,6 +193,7 @@ impl OktaClient {
                     http,
                     limiter: RateLimiter::new(config.max_share_percent),
                     metrics: config.metrics,
+                    fence: config.fence,
                     timeout: config.timeout,
                 },
                 retry: config.retry,

@@ -120,6 +120,9 @@ pub enum OktaError {
     /// A certificate in a key credential is malformed or disagrees with its thumbprint.
     #[error("invalid certificate in key {kid}: {reason}")]
     Certificate { kid: String, reason: String },
+    /// The write fence refused a request that would change Okta; it was not sent.
+    #[error("write to Okta not sent: {reason}")]
+    Fenced { reason: String },
 }
 
 impl OktaError {
@@ -129,7 +132,8 @@ impl OktaError {
             | OktaError::Server { .. }
             | OktaError::Transport { .. }
             | OktaError::Timeout { .. }
-            | OktaError::UndecodableBody { .. } => ErrorClass::Retryable,
+            | OktaError::UndecodableBody { .. }
+            | OktaError::Fenced { .. } => ErrorClass::Retryable,
             OktaError::Validation { .. }
             | OktaError::Unauthorized { .. }
             | OktaError::Forbidden { .. }
@@ -189,6 +193,7 @@ impl OktaError {
             OktaError::Redirect { .. } => "Redirect",
             OktaError::Config(_) => "Config",
             OktaError::Certificate { .. } => "Certificate",
+            OktaError::Fenced { .. } => "Fenced",
         }
     }
 

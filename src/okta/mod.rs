@@ -23,5 +23,5 @@ pub use cert::CertificateInfo;
 pub use client::{OktaClient, OrgConfig, RetryPolicy, check_base_url, install_crypto_provider};
 pub use error::{ErrorBody, ErrorClass, OktaError};
 pub use ratelimit::BucketStatus;
-pub use transport::{MetricsHook, RequestRecord};
+pub use transport::{MetricsHook, RequestRecord, WriteFence};
 pub use types::{AppQuery, Application, ApplicationCredentials, KeyCredential, SigningCredential};

@@ -30,6 +30,13 @@ pub trait MetricsHook: Send + Sync {
     fn record(&self, record: &RequestRecord<'_>);
 }
 
+/// Decides, right before each request that changes something in Okta (anything but GET), whether
+/// it may be sent. The operator closes it when it may no longer hold its leader lease.
+pub trait WriteFence: Send + Sync {
+    /// `Err` with the reason to refuse the write.
+    fn check(&self) -> std::result::Result<(), String>;
+}
+
 /// An answer with its body fully read.
 #[derive(Debug)]
 pub struct Answer {
@@ -51,6 +58,7 @@ pub struct Transport {
     pub http: reqwest::Client,
     pub limiter: RateLimiter,
     pub metrics: Option<Arc<dyn MetricsHook>>,
+    pub fence: Option<Arc<dyn WriteFence>>,
     pub timeout: Duration,
 }
 
@@ -58,6 +66,14 @@ impl Transport {
     pub async fn send(&self, out: Outgoing<'_>) -> Result<Answer> {
         let bucket = bucket_for(&out.method, out.url.path());
         self.limiter.acquire(&bucket).await;
+        // Checked after the pacing wait, which can be long, and right before the bytes leave.
+        if out.method != Method::GET
+            && let Some(fence) = &self.fence
+            && let Err(reason) = fence.check()
+        {
+            tracing::warn!(endpoint = out.endpoint, "Okta write refused by the fence: {reason}");
+            return Err(OktaError::Fenced { reason });
+        }
         let started = Instant::now();
         let mut request = self.http.request(out.method.clone(), out.url).headers(out.headers);
         if let Some(body) = out.body {

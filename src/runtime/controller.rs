@@ -11,7 +11,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::Api;
+use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -156,6 +156,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                 cluster_resource_namespace: args.cluster_resource_namespace.clone(),
                 allow_insecure_http: args.allow_insecure_okta_http,
                 metrics: Some(okta_metrics),
+                fence: leadership.as_ref().map(|l| Arc::new(l.fence()) as Arc<dyn crate::okta::WriteFence>),
             },
         ),
         recorder: Recorder::new(client.clone(), reporter),
@@ -170,14 +171,16 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let mut tasks: Vec<ReconcileFuture> = Vec::new();
     for (controller, ns) in credential_controllers.into_iter().zip(&scopes) {
         let store = controller.store();
-        let secrets: Api<Secret> = scoped(&client, ns);
+        let secrets: Api<PartialObjectMeta<Secret>> = scoped(&client, ns);
         let orgs: Api<OktaOrg> = scoped(&client, ns);
         let (org_store, cluster_org_store, secret_store, peer_store) =
             (store.clone(), store.clone(), store.clone(), store.clone());
         let stream = controller
             .with_config(config.clone())
-            // A Secret edited, deleted or marked adoptable is seen by the credential it is for.
-            .watches(secrets, watcher::Config::default(), move |secret: Secret| {
+            // A Secret edited, deleted or marked adoptable is seen by the credential it is for. Only
+            // metadata is watched: the data of every other Secret (Helm releases are ~100 KiB each)
+            // must not stream through the operator.
+            .watches(secrets, watcher::Config::default(), move |secret: PartialObjectMeta<Secret>| {
                 let ns = secret.namespace();
                 let name = secret.name_any();
                 let labelled = secret.labels().get(labels::CREDENTIAL).cloned();

@@ -217,6 +217,11 @@ impl ControllerProcess {
         let _ = self.child.wait();
     }
 
+    /// The process id, for signals (SIGSTOP/SIGCONT).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
