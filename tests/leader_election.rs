@@ -21,12 +21,12 @@ async fn lease_holder(world: &World, name: &str) -> Option<String> {
 }
 
 /// Many trials of four contenders (each with its own connection) racing for a Lease that does not
-/// exist yet: in every trial exactly one acquires, and the others are still waiting a full lease
-/// duration later.
+/// exist yet: in every trial exactly one acquires, and the others are still waiting a while later
+/// (a second winner of the race would have returned at once).
 #[tokio::test]
 async fn simultaneous_contenders_on_a_fresh_lease_elect_exactly_one() {
     let world = World::new("lease-race").await;
-    let trials = 30;
+    let trials = 20;
     let mut double = 0;
     for trial in 0..trials {
         let lease = format!("race-{trial}");
@@ -48,7 +48,6 @@ async fn simultaneous_contenders_on_a_fresh_lease_elect_exactly_one() {
                 leader::acquire(client, &settings, stopped).await.unwrap()
             }));
         }
-        // Let every contender run for twice the lease duration after the first one won.
         let deadline = Instant::now() + Duration::from_secs(20);
         let holder = loop {
             if let Some(holder) = lease_holder(&world, &lease).await {
@@ -57,7 +56,7 @@ async fn simultaneous_contenders_on_a_fresh_lease_elect_exactly_one() {
             assert!(Instant::now() < deadline, "trial {trial}: nobody acquired the lease");
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        let observe_until = Instant::now() + Duration::from_secs(4);
+        let observe_until = Instant::now() + Duration::from_millis(1500);
         while Instant::now() < observe_until {
             assert_eq!(lease_holder(&world, &lease).await.as_deref(), Some(holder.as_str()), "trial {trial}");
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -134,11 +134,22 @@ pub struct Activation {
     #[serde(default = "default_activation_delay")]
     #[schemars(length(max = duration::MAX_LENGTH), regex(pattern = duration::PATTERN))]
     pub delay: String,
+
+    /// Activation also waits, after delay (or approval), until every rolloutRestartTargets workload
+    /// runs the pod template restarted for the Secret that holds the new certificate: its
+    /// observedGeneration is current and its updated, ready and available replicas equal the
+    /// desired count. A target that is missing or whose rollout stalled (ProgressDeadlineExceeded)
+    /// holds activation with the Rotating reason RolloutStuck and a Warning event. Expiry still
+    /// wins: once the active certificate would expire within 24h (or half of renewBefore, if
+    /// shorter), samlcred activates anyway with a Warning event ActivatedBeforeRollout. Default true
+    /// when rolloutRestartTargets is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for_rollout: Option<bool>,
 }
 
 impl Default for Activation {
     fn default() -> Self {
-        Self { policy: ActivationPolicy::default(), delay: default_activation_delay() }
+        Self { policy: ActivationPolicy::default(), delay: default_activation_delay(), wait_for_rollout: None }
     }
 }
 

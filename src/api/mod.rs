@@ -66,6 +66,10 @@ pub mod conditions {
     pub const REASON_NO_ACTIVE_KEY: &str = "NoActiveKey";
     /// Rotating=True while Manual activation waits for the activate annotation.
     pub const REASON_AWAITING_APPROVAL: &str = "AwaitingApproval";
+    /// Rotating: activation waits until the restart targets rolled out the new Secret.
+    pub const REASON_WAITING_FOR_ROLLOUT: &str = "WaitingForRollout";
+    /// Rotating: a restart target is missing or its rollout stalled; activation waits for it.
+    pub const REASON_ROLLOUT_STUCK: &str = "RolloutStuck";
     /// Rotating=False: no rotation under way.
     pub const REASON_IDLE: &str = "Idle";
     /// OktaOrg Ready=True: Okta accepted the credentials.
@@ -85,6 +89,10 @@ pub mod events {
     pub const SECRET_CONFLICT: &str = "SecretConflict";
     pub const OKTA_ERROR: &str = "OktaError";
     pub const ROLLOUT_RESTARTED: &str = "RolloutRestarted";
+    /// A restart target is missing or its rollout stalled; activation waits for it.
+    pub const ROLLOUT_STUCK: &str = "RolloutStuck";
+    /// Activated before the restart targets finished their rollout, because expiry was near.
+    pub const ACTIVATED_BEFORE_ROLLOUT: &str = "ActivatedBeforeRollout";
 }
 
 /// The field manager samlcred uses for server-side apply.

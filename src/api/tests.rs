@@ -67,7 +67,10 @@ fn a_minimal_credential_gets_the_documented_defaults() {
     assert_eq!(spec.org_ref.kind, OrgKind::OktaOrg);
     assert_eq!(spec.validity_years, 10);
     assert_eq!(spec.renew_before, "720h");
-    assert_eq!(spec.activation, Activation { policy: ActivationPolicy::Automatic, delay: "24h".into() });
+    assert_eq!(
+        spec.activation,
+        Activation { policy: ActivationPolicy::Automatic, delay: "24h".into(), wait_for_rollout: None }
+    );
     assert_eq!(spec.retain_previous, "168h");
     assert_eq!(spec.secret_deletion_policy, SecretDeletionPolicy::Retain);
     assert!(!spec.suspend);

@@ -87,7 +87,7 @@ async fn plan_one(
     let status = credential::status_for_planning(credential.status.clone(), &credential.spec, generation);
     let (org_key, okta) = clients.for_credential(&namespace, &credential.spec.org_ref).await?;
     let secrets = Api::namespaced(kube.client.clone(), &namespace);
-    let observed = credential::observe(credential, &okta, &secrets, &status).await?;
+    let observed = credential::observe(credential, &kube.client, &okta, &secrets, &status).await?;
     let claimant = samlcred::controller::older_claimant(credential, &org_key, everyone.iter());
     let input = credential::plan_input(credential, &status, &observed, claimant.as_deref(), now);
     let plan = rotation::plan(&input);
@@ -133,6 +133,15 @@ fn describe(
         }
         Plan::Publish { kid } => now_("publish", format!("publish key {kid} in Secret {}", spec.secret_name)),
         Plan::Activate { kid } => now_("activate", format!("switch Okta to key {kid}")),
+        Plan::ActivateBeforeRollout { message, .. } => now_("activate", message.clone()),
+        Plan::AwaitRollout { kid, stuck, message, until } => (
+            "activate".into(),
+            format!("after rollout, at the latest {}", at_time(*until, now)),
+            format!(
+                "key {kid} waits for the restart targets{}: {message}",
+                if *stuck { " (stuck, needs a person)" } else { "" }
+            ),
+        ),
         Plan::Retire { kids } => {
             now_("retire", format!("remove key(s) {} from Secret {}", kids.join(", "), spec.secret_name))
         }

@@ -2,13 +2,14 @@
 //! the one next step, perform it, record it in status, and say when to come back.
 
 use super::observe::{OktaView, key_record, observe_app};
-use super::status::{ConditionState, StatusWriter, rotating_condition, set_condition};
+use super::status::{ConditionState, StatusWriter, Waiting, rotating_condition, set_condition};
 use super::{Context, failpoint, workloads};
 use crate::api::{
-    FIELD_MANAGER, SamlAppCredential, SamlAppCredentialStatus, SecretDeletionPolicy, annotations, conditions, events,
+    FIELD_MANAGER, RotationPhase, SamlAppCredential, SamlAppCredentialStatus, SecretDeletionPolicy, annotations,
+    conditions, events,
 };
 use crate::okta::{OktaClient, OktaError};
-use crate::rotation::{self, ObservedSecret, Plan, PlanInput, Policy, record};
+use crate::rotation::{self, ObservedSecret, Plan, PlanInput, Policy, Rollout, record};
 use crate::secret::{self, KeyMaterial, Ownership, Rendered, SecretInput};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
@@ -48,11 +49,14 @@ impl StepError {
     }
 }
 
+/// How often a rotation waiting for its restart targets looks at them again.
+const ROLLOUT_POLL: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
+
 /// What one reconcile did, for the status conditions and the requeue.
 struct Done {
     status: SamlAppCredentialStatus,
     ready: ConditionState,
-    awaiting_approval: bool,
+    waiting: Option<Waiting>,
     wake_at: Option<Timestamp>,
 }
 
@@ -83,7 +87,7 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
             next.failed_attempts = 0;
             next.last_failure_time = None;
             set_condition(&mut next.conditions, done.ready, generation, now);
-            let rotating = rotating_condition(&next, done.awaiting_approval);
+            let rotating = rotating_condition(&next, done.waiting.as_ref());
             set_condition(&mut next.conditions, rotating, generation, now);
             let action = match done.wake_at {
                 Some(at) => ctx.settings.requeue_at(now, at),
@@ -103,7 +107,7 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
             ctx.remember_failure(&uid, next.failed_attempts, now, generation);
             let ready = ConditionState { type_: conditions::READY, status: false, reason, message };
             set_condition(&mut next.conditions, ready, generation, now);
-            let rotating = rotating_condition(&next, false);
+            let rotating = rotating_condition(&next, None);
             set_condition(&mut next.conditions, rotating, generation, now);
             let delay = ctx.settings.backoff(next.failed_attempts);
             (next, Action::requeue(delay))
@@ -127,19 +131,23 @@ async fn step(
     let (org_key, okta) = ctx.orgs.for_credential(&namespace, &spec.org_ref).await?;
     let older_claimant = ctx.older_claimant(credential, &org_key);
     let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let observed = observe(credential, &okta, &secrets, &status).await?;
-    let Observed { view, ownership, rendered, current } = &observed;
+    let observed = observe(credential, &ctx.kube, &okta, &secrets, &status).await?;
+    let Observed { view, ownership, rendered, current, .. } = &observed;
     let (ownership, current) = (*ownership, *current);
 
     let input = plan_input(credential, &status, &observed, older_claimant.as_deref(), now);
     let plan = rotation::plan(&input);
     tracing::debug!(credential = %name, namespace, ?plan, "planned");
     let event = plan.event();
+    let early_note = match &plan {
+        Plan::ActivateBeforeRollout { message, .. } => Some(message.clone()),
+        _ => None,
+    };
     // The planner reports an unparsable spec (InvalidSpec) before anything that needs the policy.
     let policy = Policy::from_spec(spec).ok();
     let policy = || policy.as_ref().ok_or(StepError::InvalidSpec);
     let ready_now = ready_condition(&status, view, ownership == Ownership::Ours && current);
-    let mut done = Done { status: status.clone(), ready: ready_now, awaiting_approval: false, wake_at: None };
+    let mut done = Done { status: status.clone(), ready: ready_now, waiting: None, wake_at: None };
 
     match plan {
         Plan::Report { reason, message } => {
@@ -204,7 +212,28 @@ async fn step(
             let note = format!("published key {kid} in Secret {}", spec.secret_name);
             ctx.publish(credential, EventType::Normal, events::KEY_PUBLISHED, &note, "Publish").await;
         }
-        Plan::Activate { kid } => {
+        Plan::AwaitRollout { stuck, message, until, .. } => {
+            // A stuck target is announced once, when it starts holding activation.
+            let announced = status.conditions.iter().any(|c| {
+                c.type_ == conditions::ROTATING
+                    && c.reason == conditions::REASON_ROLLOUT_STUCK
+                    && c.message.contains(&message)
+            });
+            if stuck && !announced {
+                let note = format!(
+                    "activation of key {} waits: {message}",
+                    status.pending_key.as_ref().map(|k| k.kid.as_str()).unwrap_or_default()
+                );
+                ctx.publish(credential, EventType::Warning, events::ROLLOUT_STUCK, &note, "Activate").await;
+            }
+            done.waiting = Some(Waiting::Rollout { stuck, message });
+            // Workloads are not watched (no list/watch on them): look again shortly.
+            done.wake_at = Some((now + ROLLOUT_POLL).min(until));
+        }
+        Plan::Activate { kid } | Plan::ActivateBeforeRollout { kid, .. } => {
+            if let Some(note) = early_note {
+                ctx.publish(credential, EventType::Warning, events::ACTIVATED_BEFORE_ROLLOUT, &note, "Activate").await;
+            }
             let activating = record::activating(&status);
             writer.write(&with_generation(&activating, &status)).await?;
             let app = okta.activate_key(&spec.app_id, &kid).await?;
@@ -235,7 +264,7 @@ async fn step(
             done.ready = ready_condition(&status, view, true);
         }
         Plan::AwaitApproval { .. } => {
-            done.awaiting_approval = true;
+            done.waiting = Some(Waiting::Approval);
             done.wake_at = Some(now + ctx.settings.okta_resync);
         }
         Plan::WaitUntil(at) => {
@@ -254,11 +283,15 @@ pub struct Observed {
     pub rendered: Rendered,
     /// The existing Secret already holds exactly `rendered` (with the right ownerReferences).
     pub current: bool,
+    /// The restart targets' rollout of `rendered`, while a published key waits for it.
+    pub rollout: Rollout,
 }
 
-/// Reads Okta (the app, its keys, the active key's metadata) and the Secret; writes nothing.
+/// Reads Okta (the app, its keys, the active key's metadata), the Secret and, while a published key
+/// waits for them, the restart targets; writes nothing.
 pub async fn observe(
     credential: &SamlAppCredential,
+    kube: &kube::Client,
     okta: &OktaClient,
     secrets: &Api<Secret>,
     status: &SamlAppCredentialStatus,
@@ -276,7 +309,13 @@ pub async fn observe(
     let rendered = render(credential, status, &view, metadata_xml.as_deref());
     let current =
         existing.as_ref().is_some_and(|s| secret::is_current(s, &rendered) && owner_refs_match(credential, s));
-    Ok(Observed { view, ownership, rendered, current })
+    let published = status.rotation.as_ref().is_some_and(|r| r.phase == RotationPhase::Published);
+    let rollout = if published && status.pending_key.is_some() && workloads::waits_for_rollout(spec) {
+        workloads::observe_rollout(kube, credential, &rendered).await?
+    } else {
+        Rollout::NotWaiting
+    };
+    Ok(Observed { view, ownership, rendered, current, rollout })
 }
 
 /// The planner's input for a credential, its status and what was observed.
@@ -296,6 +335,7 @@ pub fn plan_input<'a>(
         rotate_token: annotations.get(annotations::ROTATE).map(String::as_str),
         activate_kid: annotations.get(annotations::ACTIVATE).map(String::as_str),
         older_claimant,
+        rollout: &observed.rollout,
         now,
     }
 }

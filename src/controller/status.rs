@@ -25,25 +25,39 @@ pub fn set_condition(conditions: &mut Vec<Condition>, state: ConditionState, gen
     conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
 }
 
-/// The Rotating condition that follows from status.
-pub fn rotating_condition(status: &SamlAppCredentialStatus, awaiting_approval: bool) -> ConditionState {
+/// What a rotation under way waits for, beyond what status shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waiting {
+    /// Manual activation: the activate annotation.
+    Approval,
+    /// The restart targets' rollout (`stuck`: a target is missing or stalled).
+    Rollout { stuck: bool, message: String },
+}
+
+/// The Rotating condition that follows from status and what the rotation waits for.
+pub fn rotating_condition(status: &SamlAppCredentialStatus, waiting: Option<&Waiting>) -> ConditionState {
     match &status.rotation {
         Some(rotation) => {
-            let reason = match (rotation.phase, awaiting_approval) {
-                (_, true) => conditions::REASON_AWAITING_APPROVAL,
+            let reason = match (rotation.phase, waiting) {
+                (_, Some(Waiting::Approval)) => conditions::REASON_AWAITING_APPROVAL,
+                (_, Some(Waiting::Rollout { stuck: true, .. })) => conditions::REASON_ROLLOUT_STUCK,
+                (_, Some(Waiting::Rollout { stuck: false, .. })) => conditions::REASON_WAITING_FOR_ROLLOUT,
                 (RotationPhase::Generating, _) => "Generating",
                 (RotationPhase::Published, _) => "Published",
                 (RotationPhase::Activating, _) => "Activating",
             };
-            let message = match &status.pending_key {
-                Some(pending) if awaiting_approval => {
+            let message = match (&status.pending_key, waiting) {
+                (Some(pending), Some(Waiting::Approval)) => {
                     format!(
                         "key {} is published; annotate samlcred.io/activate={} to activate it",
                         pending.kid, pending.kid
                     )
                 }
-                Some(pending) => format!("rotating to key {}", pending.kid),
-                None => "generating a new key".to_string(),
+                (Some(pending), Some(Waiting::Rollout { message, .. })) => {
+                    format!("key {} is published; activation waits for the restart targets: {message}", pending.kid)
+                }
+                (Some(pending), _) => format!("rotating to key {}", pending.kid),
+                (None, _) => "generating a new key".to_string(),
             };
             ConditionState { type_: conditions::ROTATING, status: true, reason, message }
         }

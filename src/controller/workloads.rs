@@ -7,6 +7,7 @@
 use super::Context;
 use crate::api::annotations::SECRET_HASH;
 use crate::api::{FIELD_MANAGER, SamlAppCredential, WorkloadKind, events};
+use crate::rotation::Rollout;
 use crate::secret::Rendered;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -40,9 +41,9 @@ pub async fn restart_targets(
     let hash = data_hash(rendered);
     for target in &credential.spec.rollout_restart_targets {
         let (api, api_version, kind) = match target.kind {
-            WorkloadKind::Deployment => typed::<Deployment>(ctx, &namespace),
-            WorkloadKind::StatefulSet => typed::<StatefulSet>(ctx, &namespace),
-            WorkloadKind::DaemonSet => typed::<DaemonSet>(ctx, &namespace),
+            WorkloadKind::Deployment => typed::<Deployment>(&ctx.kube, &namespace),
+            WorkloadKind::StatefulSet => typed::<StatefulSet>(&ctx.kube, &namespace),
+            WorkloadKind::DaemonSet => typed::<DaemonSet>(&ctx.kube, &namespace),
         };
         let Some(workload) = api.get_opt(&target.name).await? else {
             let note =
@@ -67,8 +68,245 @@ pub async fn restart_targets(
     Ok(())
 }
 
-fn typed<K: Resource<DynamicType = ()>>(ctx: &Context, namespace: &str) -> (Api<DynamicObject>, String, String) {
+fn typed<K: Resource<DynamicType = ()>>(kube: &kube::Client, namespace: &str) -> (Api<DynamicObject>, String, String) {
     let resource = kube::api::ApiResource::erase::<K>(&());
-    let api = Api::namespaced_with(ctx.kube.clone(), namespace, &resource);
+    let api = Api::namespaced_with(kube.clone(), namespace, &resource);
     (api, resource.api_version.clone(), resource.kind.clone())
+}
+
+/// Whether activation waits for the restart targets: `activation.waitForRollout`, by default
+/// whenever there are targets.
+pub fn waits_for_rollout(spec: &crate::api::SamlAppCredentialSpec) -> bool {
+    !spec.rollout_restart_targets.is_empty() && spec.activation.wait_for_rollout.unwrap_or(true)
+}
+
+/// How far each restart target is with rolling out the pod template for the Secret `rendered`
+/// describes: the [`Rollout`] the planner gates activation on. Only GETs.
+pub async fn observe_rollout(
+    kube: &kube::Client,
+    credential: &SamlAppCredential,
+    rendered: &Rendered,
+) -> Result<Rollout, kube::Error> {
+    let namespace = credential.namespace().unwrap_or_default();
+    let hash = data_hash(rendered);
+    let mut states = Vec::new();
+    for target in &credential.spec.rollout_restart_targets {
+        let (api, _, kind) = match target.kind {
+            WorkloadKind::Deployment => typed::<Deployment>(kube, &namespace),
+            WorkloadKind::StatefulSet => typed::<StatefulSet>(kube, &namespace),
+            WorkloadKind::DaemonSet => typed::<DaemonSet>(kube, &namespace),
+        };
+        let workload = api.get_opt(&target.name).await?;
+        states.push((format!("{kind} {}", target.name), target_rollout(target.kind, workload.as_ref(), &hash)));
+    }
+    Ok(summarize(states))
+}
+
+/// One target's rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetRollout {
+    Done,
+    Waiting(String),
+    Stuck(String),
+}
+
+/// Reads a workload's rollout the way `kubectl rollout status` does: the pod template carries
+/// `hash`, the workload controller has seen that generation, and every desired replica is
+/// updated, ready and available. Pure.
+pub fn target_rollout(kind: WorkloadKind, workload: Option<&DynamicObject>, hash: &str) -> TargetRollout {
+    let Some(workload) = workload else { return TargetRollout::Stuck("not found".into()) };
+    let data = &workload.data;
+    if data["spec"]["template"]["metadata"]["annotations"][SECRET_HASH].as_str() != Some(hash) {
+        return TargetRollout::Waiting("not restarted for the new Secret yet".into());
+    }
+    let status = &data["status"];
+    let number = |value: &serde_json::Value| value.as_i64().unwrap_or(0);
+    let generation = workload.metadata.generation.unwrap_or(0);
+    let observed = number(&status["observedGeneration"]);
+    if observed < generation {
+        return TargetRollout::Waiting(format!("its controller has not seen generation {generation} yet"));
+    }
+    let stalled = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Progressing" && c["status"] == "False" && c["reason"] == "ProgressDeadlineExceeded");
+    if stalled {
+        return TargetRollout::Stuck("its rollout exceeded its progress deadline (ProgressDeadlineExceeded)".into());
+    }
+    let (desired, counts) = match kind {
+        WorkloadKind::Deployment | WorkloadKind::StatefulSet => (
+            data["spec"]["replicas"].as_i64().unwrap_or(1),
+            [
+                ("updated", number(&status["updatedReplicas"])),
+                ("ready", number(&status["readyReplicas"])),
+                ("available", number(&status["availableReplicas"])),
+            ],
+        ),
+        WorkloadKind::DaemonSet => (
+            number(&status["desiredNumberScheduled"]),
+            [
+                ("updated", number(&status["updatedNumberScheduled"])),
+                ("ready", number(&status["numberReady"])),
+                ("available", number(&status["numberAvailable"])),
+            ],
+        ),
+    };
+    if let Some((what, count)) = counts.iter().find(|(_, count)| *count != desired) {
+        return TargetRollout::Waiting(format!("{count} of {desired} replicas {what}"));
+    }
+    // Old pods still running (a Deployment's surge, a StatefulSet's previous revision).
+    let total = status["replicas"].as_i64();
+    if kind != WorkloadKind::DaemonSet && total.is_some_and(|total| total > desired) {
+        return TargetRollout::Waiting(format!("{} old replicas still terminating", total.unwrap_or(0) - desired));
+    }
+    let (current, update) = (status["currentRevision"].as_str(), status["updateRevision"].as_str());
+    if kind == WorkloadKind::StatefulSet && current.is_some() && update.is_some() && current != update {
+        return TargetRollout::Waiting("its update revision is not current yet".into());
+    }
+    TargetRollout::Done
+}
+
+/// The planner's view of every target: stuck if any is, else waiting if any is, else complete.
+pub fn summarize(states: Vec<(String, TargetRollout)>) -> Rollout {
+    let describe = |pick: fn(&TargetRollout) -> Option<&String>| {
+        let parts: Vec<String> =
+            states.iter().filter_map(|(name, state)| pick(state).map(|why| format!("{name}: {why}"))).collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    };
+    let stuck = describe(|s| if let TargetRollout::Stuck(why) = s { Some(why) } else { None });
+    let waiting = describe(|s| if let TargetRollout::Waiting(why) = s { Some(why) } else { None });
+    match (stuck, waiting) {
+        (Some(stuck), _) => Rollout::Stuck(stuck),
+        (None, Some(waiting)) => Rollout::InProgress(waiting),
+        (None, None) => Rollout::Complete,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn workload(kind: &str, generation: i64, hash: &str, spec_replicas: Option<i64>, status: Value) -> DynamicObject {
+        let mut value = json!({
+            "apiVersion": "apps/v1", "kind": kind,
+            "metadata": {"name": "web", "generation": generation},
+            "spec": {"template": {"metadata": {"annotations": {SECRET_HASH: hash}}}},
+            "status": status,
+        });
+        if let Some(replicas) = spec_replicas {
+            value["spec"]["replicas"] = replicas.into();
+        }
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn done_status(n: i64) -> Value {
+        json!({"observedGeneration": 2, "replicas": n, "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n})
+    }
+
+    #[test]
+    fn a_deployment_is_done_when_every_desired_replica_is_updated_ready_and_available() {
+        let d = workload("Deployment", 2, "h", Some(3), done_status(3));
+        assert_eq!(target_rollout(WorkloadKind::Deployment, Some(&d), "h"), TargetRollout::Done);
+    }
+
+    #[test]
+    fn each_missing_piece_keeps_it_waiting() {
+        let cases = [
+            (workload("Deployment", 2, "old", Some(3), done_status(3)), "not restarted"),
+            (workload("Deployment", 3, "h", Some(3), done_status(3)), "generation 3"),
+            (
+                workload(
+                    "Deployment",
+                    2,
+                    "h",
+                    Some(3),
+                    json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 1, "readyReplicas": 3, "availableReplicas": 3}),
+                ),
+                "1 of 3 replicas updated",
+            ),
+            (
+                workload(
+                    "Deployment",
+                    2,
+                    "h",
+                    Some(3),
+                    json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 2, "availableReplicas": 2}),
+                ),
+                "2 of 3 replicas ready",
+            ),
+            (workload("Deployment", 2, "h", Some(2), done_status(3)), "3 of 2 replicas updated"),
+            (
+                workload(
+                    "Deployment",
+                    2,
+                    "h",
+                    Some(3),
+                    json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3}),
+                ),
+                "1 old replicas",
+            ),
+            (workload("Deployment", 2, "h", None, json!({"observedGeneration": 2})), "0 of 1 replicas updated"),
+        ];
+        for (d, expected) in cases {
+            match target_rollout(WorkloadKind::Deployment, Some(&d), "h") {
+                TargetRollout::Waiting(why) => assert!(why.contains(expected), "{why} should say {expected}"),
+                other => panic!("expected waiting ({expected}), got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_or_stalled_target_is_stuck() {
+        assert!(matches!(target_rollout(WorkloadKind::Deployment, None, "h"), TargetRollout::Stuck(_)));
+        let mut status = done_status(1);
+        status["updatedReplicas"] = 0.into();
+        status["conditions"] =
+            json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]);
+        let d = workload("Deployment", 2, "h", Some(1), status);
+        match target_rollout(WorkloadKind::Deployment, Some(&d), "h") {
+            TargetRollout::Stuck(why) => assert!(why.contains("ProgressDeadlineExceeded")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn statefulsets_wait_for_their_update_revision_and_daemonsets_for_every_node() {
+        let mut status = done_status(2);
+        status["currentRevision"] = "web-1".into();
+        status["updateRevision"] = "web-2".into();
+        let s = workload("StatefulSet", 2, "h", Some(2), status.clone());
+        assert!(matches!(target_rollout(WorkloadKind::StatefulSet, Some(&s), "h"), TargetRollout::Waiting(_)));
+        status["currentRevision"] = "web-2".into();
+        let s = workload("StatefulSet", 2, "h", Some(2), status);
+        assert_eq!(target_rollout(WorkloadKind::StatefulSet, Some(&s), "h"), TargetRollout::Done);
+
+        let ds = |ready: i64| json!({"observedGeneration": 2, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberReady": ready, "numberAvailable": ready});
+        let d = workload("DaemonSet", 2, "h", None, ds(2));
+        assert!(matches!(target_rollout(WorkloadKind::DaemonSet, Some(&d), "h"), TargetRollout::Waiting(_)));
+        let d = workload("DaemonSet", 2, "h", None, ds(3));
+        assert_eq!(target_rollout(WorkloadKind::DaemonSet, Some(&d), "h"), TargetRollout::Done);
+    }
+
+    #[test]
+    fn stuck_outranks_waiting_and_every_target_is_named() {
+        let states = vec![
+            ("Deployment a".to_string(), TargetRollout::Waiting("1 of 2 replicas ready".into())),
+            ("Deployment b".to_string(), TargetRollout::Stuck("not found".into())),
+            ("Deployment c".to_string(), TargetRollout::Done),
+        ];
+        assert_eq!(summarize(states), Rollout::Stuck("Deployment b: not found".into()));
+        let states = vec![
+            ("Deployment a".to_string(), TargetRollout::Waiting("1 of 2 replicas ready".into())),
+            ("StatefulSet d".to_string(), TargetRollout::Waiting("not restarted for the new Secret yet".into())),
+        ];
+        assert_eq!(
+            summarize(states),
+            Rollout::InProgress(
+                "Deployment a: 1 of 2 replicas ready; StatefulSet d: not restarted for the new Secret yet".into()
+            )
+        );
+        assert_eq!(summarize(vec![]), Rollout::Complete);
+    }
 }

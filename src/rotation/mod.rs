@@ -20,6 +20,7 @@
 //! | previous keys past `retainUntil` | `Retire` |
 //! | the Secret differs from what status says | `WriteSecret` |
 //! | phase Activating, or Published and due/approved | `Activate` |
+//! | ... but a restart target has not rolled out the new Secret | `AwaitRollout` (until expiry is near, then `ActivateBeforeRollout`) |
 //! | phase Published, Manual, not approved | `AwaitApproval` |
 //! | phase Published, Automatic, before `activateAfter` | `WaitUntil(activateAfter)` |
 //! | no usable signing key in Okta | `StartRotation(NoActiveKey)` |
@@ -92,6 +93,20 @@ pub struct ObservedSecret {
     pub current: bool,
 }
 
+/// What the restart targets show, when activation waits for them (`activation.waitForRollout`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Rollout {
+    /// Nothing to wait for: no targets, waitForRollout is false, or no key is published.
+    #[default]
+    NotWaiting,
+    /// Every target runs the pod template restarted for the Secret with the pending certificate.
+    Complete,
+    /// Still rolling out; the message says which target is at what.
+    InProgress(String),
+    /// A target is missing or its rollout stalled; waiting will not help without a person.
+    Stuck(String),
+}
+
 /// Everything the planner looks at.
 #[derive(Debug, Clone)]
 pub struct PlanInput<'a> {
@@ -105,6 +120,8 @@ pub struct PlanInput<'a> {
     pub activate_kid: Option<&'a str>,
     /// Name of an older SamlAppCredential that manages the same org and app, if any.
     pub older_claimant: Option<&'a str>,
+    /// The restart targets' rollout of the Secret with the pending key (phase Published).
+    pub rollout: &'a Rollout,
     pub now: Timestamp,
 }
 
@@ -138,6 +155,13 @@ pub enum Plan {
     WriteSecret,
     /// Manual activation: waiting for `samlcred.io/activate: <kid>`.
     AwaitApproval { kid: String },
+    /// Activation is due but a restart target has not rolled out the Secret with `kid` yet; look
+    /// again soon, and no later than `until`, when expiry overrides the wait. `stuck`: the target is
+    /// missing or its rollout stalled (Warning event RolloutStuck).
+    AwaitRollout { kid: String, stuck: bool, message: String, until: Timestamp },
+    /// As [`Plan::Activate`], without waiting for the rollout any longer: the active certificate
+    /// expires soon. Warning event ActivatedBeforeRollout with `message`, then KeyActivated.
+    ActivateBeforeRollout { kid: String, message: String },
     /// All is done until then.
     WaitUntil(Timestamp),
 }
@@ -160,6 +184,8 @@ impl Plan {
             Plan::Generate | Plan::ResumeWithOrphan { .. } => normal(KEY_GENERATED),
             Plan::Publish { .. } => normal(KEY_PUBLISHED),
             Plan::Activate { .. } | Plan::RecordActivation { .. } => normal(KEY_ACTIVATED),
+            Plan::ActivateBeforeRollout { .. } => Some((EventType::Warning, ACTIVATED_BEFORE_ROLLOUT)),
+            Plan::AwaitRollout { stuck: true, .. } => Some((EventType::Warning, ROLLOUT_STUCK)),
             Plan::Retire { .. } => normal(KEY_RETIRED),
             Plan::Report { reason, .. } if *reason == conditions::REASON_SECRET_CONFLICT => {
                 Some((EventType::Warning, SECRET_CONFLICT))
@@ -168,6 +194,10 @@ impl Plan {
         }
     }
 }
+
+/// How long before the active certificate expires activation stops waiting for a rollout: 24h, or
+/// half of renewBefore when that is shorter (so a short renewBefore still waits a while).
+pub const ROLLOUT_EXPIRY_MARGIN: SignedDuration = SignedDuration::from_hours(24);
 
 /// How far apart Okta's clock and ours may be when comparing a key's `created` with `startedAt`.
 /// Missing a key generated just after a crash would mean generating a second one; taking a key made
@@ -360,14 +390,42 @@ impl Planner<'_> {
         }
         Some(match self.policy.activation {
             ActivationPolicy::Manual if self.input.activate_kid == Some(pending.kid.as_str()) => {
-                self.okta_write(activate)
+                self.after_rollout(&pending.kid)
             }
             ActivationPolicy::Manual => Plan::AwaitApproval { kid: pending.kid.clone() },
             ActivationPolicy::Automatic => match pending.activate_after.as_ref().map(|at| at.0) {
                 Some(at) if at > self.input.now => Plan::WaitUntil(earliest(at, self.status)),
-                _ => self.okta_write(activate),
+                _ => self.after_rollout(&pending.kid),
             },
         })
+    }
+
+    /// An activation that is due, once the restart targets run the Secret with the pending key.
+    /// Expiry beats the wait: an SP that has not reloaded fails for a while, an expired
+    /// certificate fails every SP.
+    fn after_rollout(&self, kid: &str) -> Plan {
+        let (stuck, message) = match self.input.rollout {
+            Rollout::NotWaiting | Rollout::Complete => return self.okta_write(Plan::Activate { kid: kid.into() }),
+            Rollout::InProgress(message) => (false, message),
+            Rollout::Stuck(message) => (true, message),
+        };
+        let until = self.rollout_deadline();
+        if until <= self.input.now {
+            let message = format!(
+                "activating key {kid} before the rollout finished ({message}): the active certificate expires at {}",
+                self.status.active_key.as_ref().map(|k| k.not_after.0.to_string()).unwrap_or_default()
+            );
+            return self.okta_write(Plan::ActivateBeforeRollout { kid: kid.into(), message });
+        }
+        Plan::AwaitRollout { kid: kid.into(), stuck, message: message.clone(), until }
+    }
+
+    /// When waiting for a rollout stops: [`ROLLOUT_EXPIRY_MARGIN`] (or half of renewBefore)
+    /// before the active certificate expires.
+    fn rollout_deadline(&self) -> Timestamp {
+        let Some(active) = &self.status.active_key else { return self.input.now };
+        let margin = ROLLOUT_EXPIRY_MARGIN.min(self.policy.renew_before / 2);
+        active.not_after.0.checked_sub(margin).unwrap_or(Timestamp::MIN)
     }
 
     /// No rotation under way: start one if due, otherwise wait for the next thing that will be.

@@ -77,6 +77,7 @@ struct World {
     rotate: Option<String>,
     activate: Option<String>,
     claimant: Option<String>,
+    rollout: Rollout,
     now: Timestamp,
 }
 
@@ -91,6 +92,7 @@ impl World {
             rotate: None,
             activate: None,
             claimant: None,
+            rollout: Rollout::NotWaiting,
             now: now(),
         }
     }
@@ -133,6 +135,7 @@ impl World {
             rotate_token: self.rotate.as_deref(),
             activate_kid: self.activate.as_deref(),
             older_claimant: self.claimant.as_deref(),
+            rollout: &self.rollout,
             now: self.now,
         })
     }
@@ -700,4 +703,103 @@ fn observed_follows_a_changed_renew_before() {
     assert_eq!(next.observed_generation, Some(7));
     assert_eq!(next.renewal_time, Some(Time(key_a().not_after - SignedDuration::from_hours(24))));
     assert_eq!(record::observed(&Default::default(), &shorter, None).renewal_time, None);
+}
+
+#[test]
+fn activation_waits_for_the_rollout_until_expiry_is_near() {
+    use crate::api::events;
+    let due = World::rotating(RotationPhase::Published, Some(now() - HOUR));
+    let waiting = |w: &mut World| w.rollout = Rollout::InProgress("Deployment web: 1 of 2 replicas ready".into());
+    let stuck = |w: &mut World| w.rollout = Rollout::Stuck("Deployment web: not found".into());
+    let expiring_in = |hours: i64| {
+        move |w: &mut World| {
+            let active = w.status.active_key.as_mut().unwrap();
+            active.not_after = Time(now() + SignedDuration::from_hours(hours));
+        }
+    };
+    let a_expires = key_a().not_after;
+    let cases = [
+        (
+            "rollout complete: activate",
+            due.clone().with(|w| w.rollout = Rollout::Complete),
+            Plan::Activate { kid: "B".into() },
+        ),
+        (
+            "rolling out: wait, at most until a day before the active certificate expires",
+            due.clone().with(waiting),
+            Plan::AwaitRollout {
+                kid: "B".into(),
+                stuck: false,
+                message: "Deployment web: 1 of 2 replicas ready".into(),
+                until: a_expires - SignedDuration::from_hours(24),
+            },
+        ),
+        (
+            "a target missing: wait, stuck",
+            due.clone().with(stuck),
+            Plan::AwaitRollout {
+                kid: "B".into(),
+                stuck: true,
+                message: "Deployment web: not found".into(),
+                until: a_expires - SignedDuration::from_hours(24),
+            },
+        ),
+        (
+            "Manual, approved: still waits for the rollout",
+            due.clone().with(|w| {
+                w.spec.activation.policy = ActivationPolicy::Manual;
+                w.activate = Some("B".into());
+                waiting(w);
+            }),
+            Plan::AwaitRollout {
+                kid: "B".into(),
+                stuck: false,
+                message: "Deployment web: 1 of 2 replicas ready".into(),
+                until: a_expires - SignedDuration::from_hours(24),
+            },
+        ),
+        (
+            "Activating was decided: no second look at the rollout",
+            World::rotating(RotationPhase::Activating, Some(now() - HOUR)).with(stuck),
+            Plan::Activate { kid: "B".into() },
+        ),
+        (
+            "delay still running: the delay comes first",
+            World::rotating(RotationPhase::Published, Some(now() + HOUR)).with(waiting),
+            Plan::WaitUntil(now() + HOUR),
+        ),
+        (
+            "suspended: no Okta write, rollout or not",
+            due.clone().with(|w| {
+                w.spec.suspend = true;
+                w.rollout = Rollout::Complete;
+            }),
+            report_suspended(),
+        ),
+    ];
+    for (name, world, expected) in cases {
+        assert_eq!(world.plan(), expected, "{name}");
+    }
+
+    // Expiry beats the wait: 12h left is inside the 24h margin.
+    let plan = due.clone().with(stuck).with(expiring_in(12)).plan();
+    let Plan::ActivateBeforeRollout { kid, message } = &plan else { panic!("{plan:?}") };
+    assert_eq!(kid, "B");
+    assert!(message.contains("Deployment web: not found") && message.contains("expires"), "{message}");
+    assert_eq!(plan.event(), Some((EventType::Warning, events::ACTIVATED_BEFORE_ROLLOUT)));
+
+    // A short renewBefore shrinks the margin to half of it: 10h renewBefore, 5h margin.
+    let short = |w: &mut World| w.spec.renew_before = "10h".into();
+    let plan = due.clone().with(waiting).with(short).with(expiring_in(6)).plan();
+    assert!(matches!(&plan, Plan::AwaitRollout { until, .. } if *until == now() + HOUR), "{plan:?}");
+    let plan = due.clone().with(waiting).with(short).with(expiring_in(4)).plan();
+    assert!(matches!(plan, Plan::ActivateBeforeRollout { .. }), "{plan:?}");
+
+    let stuck_plan = due.clone().with(stuck).plan();
+    assert_eq!(stuck_plan.event(), Some((EventType::Warning, events::ROLLOUT_STUCK)));
+    assert_eq!(due.with(waiting).plan().event(), None, "waiting on a healthy rollout is no warning");
+}
+
+fn report_suspended() -> Plan {
+    report(conditions::REASON_SUSPENDED, "spec.suspend is true: no changes are made in Okta".into())
 }
