@@ -7,15 +7,16 @@
 //! Pure: a document and certificates in, bytes out, the same bytes for the same inputs. Everything
 //! Okta sent is copied as it was written (the XML declaration, prefixes, attributes, whitespace,
 //! comments, encryption keys, elements samlcred does not know); only the signing KeyDescriptors of
-//! the IDPSSODescriptor are replaced. The document is read as a stream, twice (once to check it and
-//! learn the prefix of xmldsig, once to write it), so memory follows the nesting depth, not the size.
+//! the IDPSSODescriptor are replaced. The document is read as a stream, twice (once to learn the
+//! prefix its KeyInfo elements use, once to check and write it), so memory follows the nesting
+//! depth, not the size.
 
 #[cfg(test)]
 mod tests;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::events::{BytesEnd, BytesRef, BytesStart, BytesText, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::{NsReader, Writer, XmlVersion};
 
@@ -85,7 +86,7 @@ pub fn with_signing_certificates(document: &str, certificates: &[&[u8]]) -> Resu
     let mut rewrite = Rewrite {
         out: Writer::new(Vec::with_capacity(document.len() + certificates.len() * 2048)),
         certificates,
-        // Okta's documents declare `ds` on each KeyInfo; one that declares no KeyInfo gets Okta's prefix.
+        // A document without any KeyInfo gets the prefix Okta uses.
         xmldsig_prefix: xmldsig_prefix.unwrap_or_else(|| Some("ds".to_owned())),
         metadata_prefix: None,
         inserted: false,
@@ -474,22 +475,20 @@ impl Rewrite<'_> {
             Some(prefix) => format!("xmlns:{prefix}"),
             None => "xmlns".to_owned(),
         };
+        let names = [md("KeyDescriptor"), ds("KeyInfo"), ds("X509Data"), ds("X509Certificate")];
+        let start = |i: usize| BytesStart::new(names[i].clone());
         let mut events = Vec::new();
         for der in self.certificates {
             if let Some(indent) = &self.child_indent {
                 events.push(Event::Text(BytesText::from_escaped(indent.clone())));
             }
-            let names = [md("KeyDescriptor"), ds("KeyInfo"), ds("X509Data"), ds("X509Certificate")];
-            for (i, name) in names.iter().enumerate() {
-                let start = BytesStart::new(name.clone());
-                events.push(Event::Start(match i {
-                    0 => start.with_attributes([("use", "signing")]),
-                    1 => start.with_attributes([(xmlns.as_str(), XMLDSIG_NS)]),
-                    _ => start,
-                }));
-            }
+            events.push(Event::Start(start(0).with_attributes([("use", "signing")])));
+            // Declared on each KeyInfo, as Okta does, whatever the ancestors declare.
+            events.push(Event::Start(start(1).with_attributes([(xmlns.as_str(), XMLDSIG_NS)])));
+            events.push(Event::Start(start(2)));
+            events.push(Event::Start(start(3)));
             events.push(Event::Text(BytesText::from_escaped(wrapped_base64(der))));
-            events.extend(names.into_iter().rev().map(|name| Event::End(BytesEnd::new(name))));
+            events.extend(names.iter().rev().map(|name| Event::End(BytesEnd::new(name.clone()))));
         }
         events.into_iter().for_each(|event| self.put(event));
     }
@@ -525,7 +524,7 @@ fn namespace(resolved: &ResolveResult) -> Result<Ns, String> {
 }
 
 /// Without a DTD only the five predefined entities and character references exist.
-fn check_reference(reference: &quick_xml::events::BytesRef) -> Result<(), String> {
+fn check_reference(reference: &BytesRef) -> Result<(), String> {
     if reference.is_char_ref() {
         return match reference.resolve_char_ref() {
             Ok(Some(_)) => Ok(()),
