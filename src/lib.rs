@@ -1,12 +1,14 @@
 //! samlcred: a Kubernetes operator that rotates the signing certificates of Okta SAML applications.
 //!
 //! Layout: `api` holds the CRD types, `okta` the Okta Apps API client (no Kubernetes in it),
-//! `rotation` the pure planner that decides the next step, `secret` the pure rendering of the Secret,
-//! `controller` the reconcilers that observe, plan, perform one step and record it, `metrics` the
-//! Prometheus metrics, and `runtime` the operator process around them.
+//! `rotation` the pure planner that decides the next step, `secret` the pure rendering of the Secret
+//! and `metadata` the SAML metadata in it, `controller` the reconcilers that observe, plan, perform
+//! one step and record it, `metrics` the Prometheus metrics, and `runtime` the operator process
+//! around them.
 
 pub mod api;
 pub mod controller;
+pub mod metadata;
 pub mod metrics;
 pub mod okta;
 pub mod rotation;

@@ -109,6 +109,7 @@ impl Default for Metrics {
             conditions::REASON_ORG_NOT_FOUND,
             conditions::REASON_ORG_NOT_ALLOWED,
             conditions::REASON_INVALID_SPEC,
+            conditions::REASON_INVALID_METADATA,
             "KubernetesError",
         ] {
             let _ = metrics.reconcile_errors.get_or_create(&ReasonLabels { reason: reason.into() });

@@ -1,5 +1,5 @@
 //! The Secret samlcred publishes for the service providers: pure rendering, comparison and
-//! ownership. The same keys give the same bytes.
+//! ownership. The same keys give the same bytes; `metadata.xml` is made by [`crate::metadata`].
 //!
 //! The writer applies [`Rendered::to_secret`] with server-side apply under
 //! [`crate::api::FIELD_MANAGER`]: it sends only samlcred's keys, so keys that others added to the
@@ -17,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value};
 
 use crate::api::{SecretTemplate, annotations, labels};
+use crate::metadata::{self, MetadataError};
 
 /// Data keys of the Secret.
 pub const CERTIFICATE_PEM: &str = "certificate.pem";
@@ -51,7 +52,7 @@ pub struct SecretInput<'a> {
     pub pending: Option<KeyMaterial<'a>>,
     /// Retained previous keys, in status order.
     pub previous: Vec<KeyMaterial<'a>>,
-    /// Okta's SAML IdP metadata for the active kid.
+    /// Okta's SAML IdP metadata for the active kid, as Okta sent it.
     pub metadata_xml: Option<&'a str>,
     pub template: Option<&'a SecretTemplate>,
 }
@@ -64,7 +65,9 @@ pub struct Rendered {
     pub annotations: BTreeMap<String, String>,
 }
 
-pub fn render(input: &SecretInput) -> Rendered {
+/// The Secret's content. `metadata.xml` is Okta's metadata with a signing KeyDescriptor per
+/// certificate of `bundle.pem`; a metadata document samlcred cannot publish is an error.
+pub fn render(input: &SecretInput) -> Result<Rendered, MetadataError> {
     let keys: Vec<&KeyMaterial> = input.active.iter().chain(&input.pending).chain(&input.previous).collect();
     let mut data = BTreeMap::new();
     let mut put = |key: &str, value: Vec<u8>| data.insert(key.to_owned(), ByteString(value));
@@ -81,14 +84,15 @@ pub fn render(input: &SecretInput) -> Rendered {
     if let Some(active) = &input.active {
         put(CERTIFICATE_PEM, pem(active.certificate_der).into_bytes());
         put(KID, active.kid.as_bytes().to_vec());
-        if let Some(metadata) = input.metadata_xml {
-            put(METADATA_XML, metadata.as_bytes().to_vec());
+        if let Some(document) = input.metadata_xml {
+            let certificates: Vec<&[u8]> = keys.iter().map(|key| key.certificate_der).collect();
+            put(METADATA_XML, metadata::with_signing_certificates(document, &certificates)?.into_bytes());
         }
         annotations.insert(annotations::KID.into(), active.kid.into());
         annotations.insert(annotations::NOT_AFTER.into(), rfc3339(active.not_after));
         annotations.insert(annotations::X5T_S256.into(), active.x5t_s256.into());
     }
-    Rendered { data, labels, annotations }
+    Ok(Rendered { data, labels, annotations })
 }
 
 impl Rendered {
@@ -244,10 +248,12 @@ mod tests {
             active: Some(key(0, "active", "2036-01-01T00:00:00.5Z")),
             pending: Some(key(1, "pending", "2037-01-01T00:00:00Z")),
             previous: vec![key(2, "previous", "2030-01-01T00:00:00Z")],
-            metadata_xml: Some("<md/>"),
+            metadata_xml: Some(OKTA_METADATA),
             template: Some(&f.template),
         }
     }
+
+    const OKTA_METADATA: &str = r#"<?xml version="1.0" encoding="UTF-8"?><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="http://www.okta.com/0oa1"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>AQEB</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://example.okta.com/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>"#;
 
     fn text(rendered: &Rendered, key: &str) -> String {
         String::from_utf8(rendered.data[key].0.clone()).unwrap()
@@ -268,7 +274,7 @@ mod tests {
     #[test]
     fn data_holds_active_then_pending_then_previous() {
         let f = fixture();
-        let rendered = render(&input(&f));
+        let rendered = render(&input(&f)).unwrap();
         assert_eq!(
             rendered.data.keys().collect::<Vec<_>>(),
             ["bundle.pem", "certificate.pem", "jwks.json", "kid", "metadata.xml"]
@@ -276,7 +282,9 @@ mod tests {
         assert_eq!(text(&rendered, CERTIFICATE_PEM), pem(&f.ders[0]));
         assert_eq!(text(&rendered, BUNDLE_PEM), [pem(&f.ders[0]), pem(&f.ders[1]), pem(&f.ders[2])].concat());
         assert_eq!(text(&rendered, KID), "active");
-        assert_eq!(text(&rendered, METADATA_XML), "<md/>");
+        let metadata = text(&rendered, METADATA_XML);
+        assert_eq!(metadata::signing_certificates(&metadata).unwrap(), f.ders);
+        assert!(metadata.starts_with(r#"<?xml version="1.0" encoding="UTF-8"?><md:EntityDescriptor"#), "{metadata}");
         let jwks: Value = serde_json::from_slice(&rendered.data[JWKS_JSON].0).unwrap();
         assert_eq!(
             jwks["keys"].as_array().unwrap().iter().map(|k| &k["kid"]).collect::<Vec<_>>(),
@@ -286,9 +294,20 @@ mod tests {
     }
 
     #[test]
+    fn metadata_that_cannot_be_published_is_an_error() {
+        let f = fixture();
+        let mut html = input(&f);
+        html.metadata_xml = Some("<html><body>Service unavailable</body></html>");
+        assert!(matches!(render(&html), Err(MetadataError::WrongRoot { .. })));
+        // Without an active key there is no metadata.xml, so Okta's document does not matter.
+        html.active = None;
+        assert!(!render(&html).unwrap().data.contains_key(METADATA_XML));
+    }
+
+    #[test]
     fn labels_and_annotations_ours_win_over_the_template() {
         let f = fixture();
-        let rendered = render(&input(&f));
+        let rendered = render(&input(&f)).unwrap();
         assert_eq!(
             rendered.labels,
             BTreeMap::from([
@@ -315,13 +334,13 @@ mod tests {
     #[test]
     fn the_same_keys_give_the_same_bytes() {
         let f = fixture();
-        let first = render(&input(&f));
-        assert_eq!(first, render(&input(&f)));
+        let first = render(&input(&f)).unwrap();
+        assert_eq!(first, render(&input(&f)).unwrap());
         // Member order in Okta's answer does not matter.
         let shuffled = json!({"x5c": ["active"], "use": "sig", "n": "xyz", "kty": "RSA", "kid": "active", "e": "AQAB"});
         let mut reordered = input(&f);
         reordered.active.as_mut().unwrap().jwk = &shuffled;
-        assert_eq!(render(&reordered).data[JWKS_JSON], first.data[JWKS_JSON]);
+        assert_eq!(render(&reordered).unwrap().data[JWKS_JSON], first.data[JWKS_JSON]);
         let expected_start = "{\n  \"keys\": [\n    {\n      \"e\": \"AQAB\",\n      \"kid\": \"active\",";
         assert!(text(&first, JWKS_JSON).starts_with(expected_start), "{}", text(&first, JWKS_JSON));
         assert!(text(&first, JWKS_JSON).ends_with("]\n}\n"));
@@ -332,7 +351,7 @@ mod tests {
         let f = fixture();
         let mut no_active = input(&f);
         no_active.active = None;
-        let rendered = render(&no_active);
+        let rendered = render(&no_active).unwrap();
         assert_eq!(rendered.data.keys().collect::<Vec<_>>(), ["bundle.pem", "jwks.json"]);
         assert_eq!(text(&rendered, BUNDLE_PEM), [pem(&f.ders[1]), pem(&f.ders[2])].concat());
         assert!(!rendered.annotations.contains_key(annotations::KID));
@@ -341,7 +360,7 @@ mod tests {
     #[test]
     fn current_ignores_what_others_added_but_not_stale_keys_of_ours() {
         let f = fixture();
-        let rendered = render(&input(&f));
+        let rendered = render(&input(&f)).unwrap();
         let mut secret = rendered.to_secret("idp", "apps");
         secret.data.as_mut().unwrap().insert("extra".into(), ByteString(b"theirs".to_vec()));
         secret.metadata.labels.as_mut().unwrap().insert("other".into(), "x".into());
@@ -357,7 +376,7 @@ mod tests {
 
         let mut without_active = input(&f);
         without_active.active = None;
-        assert!(!is_current(&secret, &render(&without_active)), "certificate.pem must go");
+        assert!(!is_current(&secret, &render(&without_active).unwrap()), "certificate.pem must go");
 
         let merged = merged_data(Some(&changed), &rendered);
         assert_eq!(merged["extra"].0, b"theirs");

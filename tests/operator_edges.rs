@@ -13,7 +13,7 @@ use okta_sim::{Fault, FaultKind, SeedKey};
 use samlcred::api::{OktaOrg, SamlAppCredential};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::{World, condition, events, secret_kids, secret_text, wait_for};
+use support::{World, condition, events, secret_certificates, secret_kids, secret_text, wait_for};
 
 const LONG: Duration = Duration::from_secs(90);
 /// Okta is read again every second: drift, a vanished app and resync counts show up quickly.
@@ -446,6 +446,43 @@ async fn okta_server_errors_surface_back_off_and_clear() {
     assert!(status.last_failure_time.is_none());
     assert_eq!(status.active_key.unwrap().kid, app.kids[0]);
     assert!(controller.running());
+}
+
+#[tokio::test]
+async fn metadata_samlcred_cannot_publish_leaves_the_secret_as_it_was() {
+    let world = World::new("edge-metadata").await;
+    let app = world.seed_app(SignedDuration::from_hours(24 * 365));
+    world.create_credential("meta", &app.id, json!({"activation": {"policy": "Manual"}})).await;
+    let mut controller = world.start_controller(&[FAST_RESYNC]);
+    let (_, before) = wait_ready(&world, "meta").await;
+
+    // A proxy's HTML error page instead of Okta's metadata, for the next two reads; then a rotation.
+    world.sim.inject_fault(Fault {
+        method: Some(http::Method::GET),
+        path_prefix: format!("/api/v1/apps/{}/sso/saml/metadata", app.id),
+        count: 2,
+        kind: FaultKind::NonJsonBody,
+    });
+    world.annotate("meta", "samlcred.io/rotate", "r1").await;
+    let sac = wait_not_ready(&world, "meta", "InvalidMetadata").await;
+    let message = condition(&sac, "Ready").unwrap().2;
+    assert!(message.contains("metadata") && message.contains("html"), "{message}");
+    let warnings: Vec<_> = events(&world, "meta").await.into_iter().filter(|e| e.0 == "Warning").collect();
+    assert!(warnings.iter().any(|e| e.2.contains("metadata")), "{warnings:?}");
+    let secret = world.secrets().get("meta-idp").await.unwrap();
+    assert_eq!(rv(&secret), rv(&before), "the Secret was written");
+    assert_eq!(world.generate_calls(&app.id), 0, "a step was taken on refused metadata");
+
+    // Okta's own document again: the rotation goes on, and metadata.xml names both certificates.
+    let secret = wait_for("the pending key in metadata.xml", LONG, || async {
+        let secret = world.secrets().get("meta-idp").await.unwrap();
+        let signing = samlcred::metadata::signing_certificates(&secret_text(&secret, "metadata.xml")?).ok()?;
+        (signing.len() == 2).then_some(secret)
+    })
+    .await;
+    let metadata = secret_text(&secret, "metadata.xml").unwrap();
+    assert_eq!(samlcred::metadata::signing_certificates(&metadata).unwrap(), secret_certificates(&secret));
+    assert!(controller.running(), "the controller died: {}", controller.log_text());
 }
 
 #[tokio::test]

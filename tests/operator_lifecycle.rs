@@ -9,7 +9,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
-use support::{World, condition, events, secret_kids, secret_text, wait_for};
+use support::{World, condition, events, secret_certificates, secret_kids, secret_text, wait_for};
 
 const LONG: Duration = Duration::from_secs(90);
 
@@ -86,7 +86,8 @@ async fn automatic_rotation_keeps_the_signing_certificate_in_the_secret() {
     assert_eq!(secret_text(&secret, "kid").as_deref(), Some(new_kid.as_str()));
     assert_eq!(secret_kids(&secret), vec![new_kid.clone()], "the retired key left the bundle");
     assert_eq!(secret_text(&secret, "bundle.pem").unwrap().matches("BEGIN CERTIFICATE").count(), 1);
-    assert!(secret_text(&secret, "metadata.xml").unwrap().contains("EntityDescriptor"));
+    let metadata = secret_text(&secret, "metadata.xml").unwrap();
+    assert_eq!(samlcred::metadata::signing_certificates(&metadata).unwrap(), secret_certificates(&secret));
     let ready = condition(&sac, "Ready").unwrap();
     assert_eq!((ready.0.as_str(), ready.1.as_str()), ("True", "UpToDate"), "{ready:?}");
 
@@ -112,6 +113,10 @@ async fn manual_activation_waits_for_the_annotation() {
     // Published long past the 2s delay, and still not activated: Manual waits.
     let secret = world.secrets().get("sso-idp").await.unwrap();
     assert!(secret_kids(&secret).contains(&pending), "the pending key is published before activation");
+    // metadata.xml names the pending certificate too, after the active one, as bundle.pem does.
+    let metadata = secret_text(&secret, "metadata.xml").unwrap();
+    let signing = samlcred::metadata::signing_certificates(&metadata).unwrap();
+    assert_eq!((signing.len(), signing), (2, secret_certificates(&secret)), "metadata.xml: {metadata}");
     assert_eq!(world.sim.active_kid(&app.id).as_deref(), Some(app.kids[0].as_str()));
     assert!(world.sim.calls().iter().all(|c| c.method != "PUT"), "no activation without approval");
 

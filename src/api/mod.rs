@@ -62,6 +62,8 @@ pub mod conditions {
     pub const REASON_ORG_NOT_ALLOWED: &str = "OrgNotAllowed";
     pub const REASON_OKTA_ERROR: &str = "OktaError";
     pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
+    /// Okta's SAML metadata for the active key is not a document samlcred can publish.
+    pub const REASON_INVALID_METADATA: &str = "InvalidMetadata";
     /// The app has no usable signing key and samlcred is making one.
     pub const REASON_NO_ACTIVE_KEY: &str = "NoActiveKey";
     /// Rotating=True while Manual activation waits for the activate annotation.

@@ -8,6 +8,7 @@ use crate::api::{
     FIELD_MANAGER, RotationPhase, SamlAppCredential, SamlAppCredentialStatus, SecretDeletionPolicy, annotations,
     conditions, events,
 };
+use crate::metadata::MetadataError;
 use crate::okta::{OktaClient, OktaError};
 use crate::rotation::{self, ObservedSecret, Plan, PlanInput, Policy, Rollout, record};
 use crate::secret::{self, KeyMaterial, Ownership, Rendered, SecretInput};
@@ -33,6 +34,9 @@ pub enum StepError {
     InvalidSpec,
     #[error("Okta answered the activation of {kid} but still signs with {actual:?}")]
     ActivationNotConfirmed { kid: String, actual: Option<String> },
+    /// The Secret cannot be rendered, so it is left as it is.
+    #[error("Okta's SAML metadata for the active key cannot be published: {0}")]
+    InvalidMetadata(#[from] MetadataError),
 }
 
 impl StepError {
@@ -44,6 +48,7 @@ impl StepError {
             StepError::Org(OrgError::NotFound { .. }) => conditions::REASON_ORG_NOT_FOUND,
             StepError::Org(OrgError::NotAllowed { .. }) => conditions::REASON_ORG_NOT_ALLOWED,
             StepError::Org(OrgError::InvalidSpec(_)) | StepError::InvalidSpec => conditions::REASON_INVALID_SPEC,
+            StepError::InvalidMetadata(_) => conditions::REASON_INVALID_METADATA,
             StepError::Org(OrgError::Kube(_)) | StepError::Kube(_) => "KubernetesError",
         }
     }
@@ -306,7 +311,9 @@ pub async fn observe(
         }
         _ => None,
     };
-    let rendered = render(credential, status, &view, metadata_xml.as_deref());
+    // Metadata samlcred cannot publish stops the reconcile before any step: the Secret stays as it
+    // was, and no key is activated that SPs reading metadata.xml could not have learnt.
+    let rendered = render(credential, status, &view, metadata_xml.as_deref())?;
     let current =
         existing.as_ref().is_some_and(|s| secret::is_current(s, &rendered) && owner_refs_match(credential, s));
     let published = status.rotation.as_ref().is_some_and(|r| r.phase == RotationPhase::Published);
@@ -413,7 +420,7 @@ fn render(
     status: &SamlAppCredentialStatus,
     view: &OktaView,
     metadata_xml: Option<&str>,
-) -> Rendered {
+) -> Result<Rendered, MetadataError> {
     let material = |kid: &str| {
         view.keys.get(kid).map(|k| KeyMaterial {
             kid: &k.observed.kid,

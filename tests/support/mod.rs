@@ -272,6 +272,15 @@ pub fn secret_kids(secret: &Secret) -> Vec<String> {
     value["keys"].as_array().into_iter().flatten().filter_map(|k| k["kid"].as_str().map(str::to_string)).collect()
 }
 
+/// The DER certificates of the Secret's `jwks.json` (`x5c[0]`), in bundle order.
+pub fn secret_certificates(secret: &Secret) -> Vec<Vec<u8>> {
+    use base64::Engine;
+    let Some(jwks) = secret.data.as_ref().and_then(|d| d.get("jwks.json")) else { return vec![] };
+    let value: Value = serde_json::from_slice(&jwks.0).unwrap_or_default();
+    let x5c = value["keys"].as_array().into_iter().flatten().filter_map(|k| k["x5c"][0].as_str());
+    x5c.map(|c| base64::engine::general_purpose::STANDARD.decode(c).unwrap()).collect()
+}
+
 /// A data key of the Secret as text.
 pub fn secret_text(secret: &Secret, key: &str) -> Option<String> {
     secret.data.as_ref()?.get(key).map(|v| String::from_utf8_lossy(&v.0).into_owned())
