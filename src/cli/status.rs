@@ -27,10 +27,17 @@ pub fn row(credential: &SamlAppCredential) -> Row {
     let status = credential.status.clone().unwrap_or_default();
     let ready = status.conditions.iter().find(|c| c.type_ == conditions::READY);
     let rotating = status.conditions.iter().find(|c| c.type_ == conditions::ROTATING);
-    let awaiting = rotating.is_some_and(|c| c.reason == conditions::REASON_AWAITING_APPROVAL);
+    // What a published key waits for, beside the phase: approval, or the restart targets' rollout.
+    let waiting = rotating.map(|c| c.reason.as_str()).filter(|reason| {
+        [conditions::REASON_AWAITING_APPROVAL, conditions::REASON_WAITING_FOR_ROLLOUT, conditions::REASON_ROLLOUT_STUCK]
+            .contains(reason)
+    });
     let phase = status.rotation.as_ref().map(|r| {
         let phase = format!("{:?}", r.phase);
-        if awaiting { format!("{phase} (AwaitingApproval)") } else { phase }
+        match waiting {
+            Some(reason) => format!("{phase} ({reason})"),
+            None => phase,
+        }
     });
     Row {
         namespace: credential.metadata.namespace.clone().unwrap_or_default(),
