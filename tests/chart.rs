@@ -786,7 +786,8 @@ spec:
   orgRef: {{name: acme}}
   appId: {app_id}
   secretName: web-saml-idp
-  activation: {{delay: 1s}}
+  # No Deployment controller runs here to report the rollout (see tests/operator_rollout.rs).
+  activation: {{delay: 1s, waitForRollout: false}}
   retainPrevious: 1s
   rolloutRestartTargets: [{{kind: Deployment, name: web}}]
 ---

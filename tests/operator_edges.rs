@@ -365,6 +365,9 @@ async fn rollout_restart_targets_follow_the_secret() {
         .await;
     let mut spec = quick_activation();
     spec["rolloutRestartTargets"] = json!([{"kind": "Deployment", "name": "grafana"}]);
+    // No Deployment controller runs here to report the rollout; waiting for it is tested in
+    // tests/operator_rollout.rs.
+    spec["activation"]["waitForRollout"] = json!(false);
     world.create_credential("graf", &app.id, spec).await;
     let _controller = world.start_controller(&[]);
     let deployments: Api<Deployment> = Api::namespaced(world.client.clone(), &world.ns.name);
