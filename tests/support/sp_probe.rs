@@ -268,13 +268,16 @@ pub struct Figures {
     pub signers: Vec<String>,
     /// From the first counted attempt's start to the last one's.
     pub span: Duration,
+    /// When [`Probe::mark`] was called (Unix seconds).
+    pub marked_at: Option<f64>,
 }
 
 impl Figures {
     fn of(attempts: &[Attempt], marked: Option<f64>) -> Figures {
         let from = marked.unwrap_or(f64::MIN);
         let counted: Vec<&Attempt> = attempts.iter().filter(|a| a.started >= from).collect();
-        let mut figures = Figures { before_mark: attempts.len() - counted.len(), ..Figures::default() };
+        let mut figures =
+            Figures { before_mark: attempts.len() - counted.len(), marked_at: marked, ..Figures::default() };
         if let (Some(first), Some(last)) = (counted.first(), counted.last()) {
             figures.span = Duration::from_secs_f64((last.started - first.started).max(0.0));
         }
@@ -294,7 +297,7 @@ impl Figures {
                     Some(why) => {
                         f.failures += 1;
                         if f.first_failures.len() < 5 {
-                            f.first_failures.push((a.started - from.max(counted[0].started), why.to_string()));
+                            f.first_failures.push((a.started - marked.unwrap_or(counted[0].started), why.to_string()));
                         }
                         streak_start.get_or_insert(a.started);
                     }
@@ -313,6 +316,11 @@ impl Figures {
             figures.per_sp.insert(sp.to_string(), f);
         }
         figures
+    }
+
+    /// Seconds from the mark to `at` (for reports: e.g. when Okta switched keys).
+    pub fn since_mark(&self, at: jiff::Timestamp) -> f64 {
+        at.as_millisecond() as f64 / 1000.0 - self.marked_at.unwrap_or(0.0)
     }
 
     pub fn sp(&self, sp: &str) -> &SpFigures {
