@@ -33,7 +33,9 @@ pub struct KeyCredential {
     pub private_key: PrivateKey,
 }
 
-/// An RSA private key that signs SAML responses. Its `Debug` shows nothing of the key.
+/// An RSA private key that signs SAML responses. Its `Debug` shows nothing of the key. It is the
+/// certificate's own rcgen (ring) key pair: ring signs in about a millisecond even in a debug build,
+/// where the `rsa` crate's unoptimised bignums would make every sign-in slow.
 #[derive(Clone)]
 pub struct PrivateKey(Arc<KeyPair>);
 

@@ -125,7 +125,7 @@ pub fn sign_in(app: &App, now: Timestamp) -> Result<SignIn, SignInError> {
     let key = app.key(kid).ok_or(SignInError::NoActiveKey)?;
     let acs_url = app.sign_on("ssoAcsUrl").ok_or(SignInError::MissingSetting("ssoAcsUrl"))?;
     let audience = app.sign_on("audience").ok_or(SignInError::MissingSetting("audience"))?;
-    let setting_on = |field: &str| app.settings["signOn"][field].as_bool().unwrap_or(true);
+    let flag = |field: &str| app.settings["signOn"][field].as_bool().unwrap_or(true);
     let lifetime = app.settings["signOn"]["samlAssertionLifetimeSeconds"]
         .as_i64()
         .filter(|s| *s > 0)
@@ -140,9 +140,9 @@ pub fn sign_in(app: &App, now: Timestamp) -> Result<SignIn, SignInError> {
         authn_context: app.sign_on("authnContextClassRef").unwrap_or(PASSWORD_PROTECTED),
         now,
         lifetime: SignedDuration::from_secs(lifetime),
-        sign_response: setting_on("responseSigned"),
+        sign_response: flag("responseSigned"),
         // Okta always signs one of the two; an app with neither signed would be refused by every SP.
-        sign_assertion: setting_on("assertionSigned") || !setting_on("responseSigned"),
+        sign_assertion: flag("assertionSigned") || !flag("responseSigned"),
     };
     let xml = response.to_xml(key)?;
     Ok(SignIn { acs_url: acs_url.to_string(), saml_response: STANDARD.encode(xml) })
