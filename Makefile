@@ -3,14 +3,18 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test demo kube fmt-check clippy unit crds deploy docs bench install-plugin clean-testenv
+.PHONY: test demo kube sp fmt-check clippy unit crds deploy docs bench install-plugin clean-testenv
 
 ## test: every check CI runs (fmt, clippy, unit and integration tests); builds what it needs first.
-test: kube fmt-check clippy unit
+test: kube sp fmt-check clippy unit
 
 ## kube: build etcd, kube-apiserver, kube-controller-manager, kubectl and helm once per machine.
 kube:
 	bash tests/kube/build.sh >/dev/null
+
+## sp: the SAML service providers of the sign-in probe (xmlsec1 via apt-get, pysaml2 in a cached venv).
+sp:
+	bash tests/sp/setup.sh >/dev/null
 
 fmt-check:
 	$(CARGO) fmt --all --check
@@ -18,8 +22,9 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-unit: kube
-	SAMLCRED_KUBE_BIN="$$(bash tests/kube/build.sh)" $(CARGO) test --workspace --locked --no-fail-fast
+unit: kube sp
+	SAMLCRED_KUBE_BIN="$$(bash tests/kube/build.sh)" SAMLCRED_SP_PYTHON="$$(bash tests/sp/setup.sh)" \
+		$(CARGO) test --workspace --locked --no-fail-fast
 
 ## demo: run samlcred's main job locally (control plane + Okta simulator); Ctrl-C stops it.
 demo: kube

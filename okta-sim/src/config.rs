@@ -114,6 +114,33 @@ pub struct SeededApp {
     pub kids: Vec<String>,
 }
 
+/// How an app signs people in through its SSO URL (`GET /__sim/apps/{id}/sso`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoInfo {
+    /// The app's SSO URL, `{base_url}/app/{name}/{externalKey}/sso/saml`, as in its metadata.
+    pub url: String,
+    /// The IdP entityID: the Issuer of responses and assertions, `http://www.okta.com/{externalKey}`.
+    pub entity_id: String,
+    /// The NameID of the assertions.
+    pub subject: String,
+    /// `settings.signOn.ssoAcsUrl`: where the sign-in form posts.
+    pub acs_url: Option<String>,
+    /// `settings.signOn.audience`: the SP entity ID.
+    pub audience: Option<String>,
+}
+
+/// Changes to how an app signs people in (`PUT /__sim/apps/{id}/sso`); absent fields stay.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SsoUpdate {
+    /// Who signs in: the NameID of the next assertions.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Fields merged into `settings.signOn` (Okta's names: `ssoAcsUrl`, `audience`, `recipient`,
+    /// `destination`, `defaultRelayState`, `subjectNameIdFormat`, `responseSigned`, ...).
+    #[serde(default)]
+    pub sign_on: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
 /// Make the next `count` calls matching `method` (any when `None`) and `path_prefix` misbehave.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Fault {

@@ -12,7 +12,7 @@ use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::config::{Fault, OAuthClient, RateLimits, SeedApp, SeedKey};
+use crate::config::{Fault, OAuthClient, RateLimits, SeedApp, SeedKey, SsoUpdate};
 use crate::state::{ControlError, SimState};
 
 /// The routes, documented for `okta-sim --help` and the README (keep the three in step).
@@ -29,6 +29,10 @@ Control API (test-only, JSON; a prefix Okta never uses):
   POST   /__sim/apps/{id}/keys          {\"not_before\", \"not_after\"} -> 201 {\"kid\"} (not made active)
   GET    /__sim/apps/{id}/active-kid    {\"kid\"}
   PUT    /__sim/apps/{id}/active-kid    {\"kid\"}: switch the signing key out of band
+  GET    /__sim/apps/{id}/sso           {\"url\", \"entity_id\", \"subject\", \"acs_url\", \"audience\"}: the app's SSO URL
+                                        (GET or POST it to sign in) and what its assertions say
+  PUT    /__sim/apps/{id}/sso           {\"subject\"?, \"sign_on\"?: {..}}: who signs in (default user@example.com);
+                                        sign_on fields are merged into settings.signOn -> the GET answer
   GET    /__sim/clock                   {\"now\"}
   POST   /__sim/clock/advance           {\"seconds\"}: move the simulator's clock forward
   POST   /__sim/faults                  {\"method\"?, \"path_prefix\", \"count\", \"kind\"}, kind one of:
@@ -51,6 +55,7 @@ pub fn router() -> Router<Arc<SimState>> {
         .route("/apps/{id}", delete(remove_app))
         .route("/apps/{id}/keys", get(keys).post(add_key))
         .route("/apps/{id}/active-kid", get(active_kid).put(set_active_kid))
+        .route("/apps/{id}/sso", get(sso).put(update_sso))
         .route("/clock", get(clock))
         .route("/clock/advance", post(advance_clock))
         .route("/faults", post(add_fault))
@@ -63,7 +68,10 @@ impl IntoResponse for ControlError {
         let status = match self {
             ControlError::NoSuchApp(_) | ControlError::NoSuchKey(..) => StatusCode::NOT_FOUND,
             ControlError::DuplicateApp(_) => StatusCode::CONFLICT,
-            ControlError::ActiveOutOfRange(..) | ControlError::Key(_) => StatusCode::BAD_REQUEST,
+            ControlError::ActiveOutOfRange(..)
+            | ControlError::Key(_)
+            | ControlError::InvalidSubject
+            | ControlError::NoSignOnSettings => StatusCode::BAD_REQUEST,
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()
     }
@@ -144,6 +152,24 @@ async fn set_active_kid(
 ) -> Response {
     match state.set_active_kid(&id, &body.kid) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn sso(State(state): State<Arc<SimState>>, Path(id): Path<String>) -> Response {
+    match state.sso(&id) {
+        Ok(info) => Json(info).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn update_sso(
+    State(state): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    Json(update): Json<SsoUpdate>,
+) -> Response {
+    match state.update_sso(&id, update) {
+        Ok(info) => Json(info).into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -1,5 +1,8 @@
 //! App signing key credentials: an RSA-2048 key, the self-signed X.509 certificate Okta wraps it
-//! in, and the JSON Web Key the Apps API returns for it.
+//! in, and the JSON Web Key the Apps API returns for it. The private key stays with the credential,
+//! as it does in Okta, so that sign-ins (`sso.rs`) can be signed with it.
+
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use base64::Engine as _;
@@ -26,6 +29,28 @@ pub struct KeyCredential {
     /// The certificate's notAfter; Okta calls it `expiresAt`.
     pub expires_at: Timestamp,
     pub not_before: Timestamp,
+    /// The private key; a clone of the credential (a cloned key in Okta) shares it.
+    pub private_key: PrivateKey,
+}
+
+/// An RSA private key that signs SAML responses. Its `Debug` shows nothing of the key. It is the
+/// certificate's own rcgen (ring) key pair: ring signs in about a millisecond even in a debug build,
+/// where the `rsa` crate's unoptimised bignums would make every sign-in slow.
+#[derive(Clone)]
+pub struct PrivateKey(Arc<KeyPair>);
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrivateKey(..)")
+    }
+}
+
+impl PrivateKey {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 over `message` (XML-DSig `rsa-sha256`).
+    pub fn sign_rsa_sha256(&self, message: &[u8]) -> anyhow::Result<Vec<u8>> {
+        use rcgen::SigningKey as _;
+        self.0.sign(message).context("signing with the app's key")
+    }
 }
 
 impl KeyCredential {
@@ -122,6 +147,7 @@ pub fn issue_with_key(
         last_updated: created,
         expires_at: not_after,
         not_before,
+        private_key: PrivateKey(Arc::new(key_pair)),
     })
 }
 

@@ -32,6 +32,7 @@ pub mod org;
 pub mod ratelimit;
 pub mod routes;
 pub mod server;
+pub mod sso;
 pub mod state;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{
     BucketLimit, CallRecord, Fault, FaultKind, OAuthClient, RateLimits, SeedApp, SeedKey, SeededApp, SimConfig,
+    SsoInfo, SsoUpdate,
 };
 
 /// A running simulator, serving on a spawned tokio task until `shutdown` (or drop).
@@ -99,6 +101,18 @@ impl OktaSim {
     /// Panics when the app or key does not exist.
     pub fn set_active_kid(&self, app_id: &str, kid: &str) {
         self.state.set_active_kid(app_id, kid).unwrap_or_else(|e| panic!("okta-sim: set_active_kid: {e}"));
+    }
+
+    /// How the app signs people in: its SSO URL, IdP entityID, subject, ACS URL and audience.
+    /// Panics when the app does not exist.
+    pub fn sso(&self, app_id: &str) -> SsoInfo {
+        self.state.sso(app_id).unwrap_or_else(|e| panic!("okta-sim: sso: {e}"))
+    }
+
+    /// Chooses who signs in and/or changes `settings.signOn`; returns the result.
+    /// Panics when the app does not exist or the update is invalid.
+    pub fn update_sso(&self, app_id: &str, update: SsoUpdate) -> SsoInfo {
+        self.state.update_sso(app_id, update).unwrap_or_else(|e| panic!("okta-sim: update_sso: {e}"))
     }
 
     pub fn remove_app(&self, app_id: &str) {

@@ -15,7 +15,8 @@ use okta_sim::{BucketLimit, OktaSim, RateLimits, SeedApp, SeedKey, SimConfig};
     long_about = "A stand-in for Okta's Apps API (SAML app signing keys), for samlcred's tests and demo.\n\n\
         Serves plain HTTP on loopback: /api/v1/apps (list, get, replace), \
         /api/v1/apps/{id}/credentials/keys (list, get, generate, clone), \
-        /api/v1/apps/{id}/sso/saml/metadata and /oauth2/v1/token (client credentials, private_key_jwt, DPoP). \
+        /api/v1/apps/{id}/sso/saml/metadata, /oauth2/v1/token (client credentials, private_key_jwt, DPoP) \
+        and each app's SSO URL /app/{name}/{externalKey}/sso/saml (IdP-initiated sign-ins, signed SAML responses). \
         Prints its base URL on stdout once listening; logs go to stderr (RUST_LOG, default info).",
     after_help = okta_sim::control::ROUTES
 )]

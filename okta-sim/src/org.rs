@@ -20,9 +20,17 @@ pub struct App {
     pub active_kid: Option<String>,
     /// Every key credential of the app, oldest first. Okta never deletes them.
     pub keys: Vec<KeyCredential>,
-    /// `settings`, kept as given (a PUT may replace it).
+    /// `settings`, kept as given (a PUT may replace it). `settings.signOn` drives sign-ins.
     pub settings: Value,
+    /// Okta's external key of the app (`exk...`): the IdP entityID is
+    /// `http://www.okta.com/{external_key}` and the SSO URL `/app/{name}/{external_key}/sso/saml`.
+    pub external_key: String,
+    /// Who signs in through the app's SSO URL (the NameID of the assertions); the simulator has no users.
+    pub sso_subject: String,
 }
+
+/// The NameID of sign-ins until the control API chooses another.
+pub const DEFAULT_SUBJECT: &str = "user@example.com";
 
 impl App {
     pub fn new(id: String, label: String, org_name: &str, base_url: &str, now: Timestamp) -> App {
@@ -43,7 +51,24 @@ impl App {
             active_kid: None,
             keys: Vec::new(),
             settings,
+            external_key: new_okta_id("exk"),
+            sso_subject: DEFAULT_SUBJECT.to_string(),
         }
+    }
+
+    /// The IdP entityID the app's metadata and assertions carry.
+    pub fn entity_id(&self) -> String {
+        format!("http://www.okta.com/{}", self.external_key)
+    }
+
+    /// The app's SSO URL (IdP-initiated sign-in; the metadata's SingleSignOnService).
+    pub fn sso_url(&self, base_url: &str) -> String {
+        format!("{base_url}/app/{}/{}/sso/saml", self.name, self.external_key)
+    }
+
+    /// A string field of `settings.signOn`, if set and not empty.
+    pub fn sign_on(&self, field: &str) -> Option<&str> {
+        self.settings.get("signOn")?.get(field)?.as_str().filter(|v| !v.is_empty())
     }
 
     pub fn key(&self, kid: &str) -> Option<&KeyCredential> {
@@ -128,10 +153,15 @@ fn default_saml_settings(base_url: &str, id: &str) -> Value {
 
 /// Okta app ids: `0oa` and 17 letters or digits.
 pub fn new_app_id() -> String {
+    new_okta_id("0oa")
+}
+
+/// An Okta-style id: a three-character type prefix and 17 letters or digits.
+fn new_okta_id(prefix: &str) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
     let tail: String = (0..17).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
-    format!("0oa{tail}")
+    format!("{prefix}{tail}")
 }
 
 /// All apps of the org, in creation order (the order Okta lists them in).

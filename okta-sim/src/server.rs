@@ -18,7 +18,7 @@ use crate::errors::OktaError;
 use crate::ratelimit::Verdict;
 use crate::routes::Route;
 use crate::state::SimState;
-use crate::{apps, control, credentials, faults};
+use crate::{apps, control, credentials, faults, sso};
 
 /// Largest request body accepted (PUT app, token requests).
 const MAX_BODY: usize = 1 << 20;
@@ -28,7 +28,11 @@ const MAX_BODY: usize = 1 << 20;
 struct ConnectionKill(Arc<Notify>);
 
 pub fn router(state: Arc<SimState>) -> Router {
-    Router::new().nest("/__sim", control::router()).fallback(api).with_state(state)
+    Router::new()
+        .nest("/__sim", control::router())
+        .route("/app/{name}/{external_key}/sso/saml", axum::routing::get(sso::endpoint).post(sso::endpoint))
+        .fallback(api)
+        .with_state(state)
 }
 
 /// Accepts connections until `stop` changes.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::auth::AuthBook;
-use crate::config::{CallRecord, RateLimits, SeedApp, SeedKey, SeededApp, SimConfig};
+use crate::config::{CallRecord, RateLimits, SeedApp, SeedKey, SeededApp, SimConfig, SsoInfo, SsoUpdate};
 use crate::faults::FaultBook;
 use crate::keys::{self, KeyCredential};
 use crate::org::{App, Org, new_app_id};
@@ -38,6 +38,10 @@ pub enum ControlError {
     DuplicateApp(String),
     #[error("active index {0} is out of range for {1} keys")]
     ActiveOutOfRange(usize, usize),
+    #[error("the subject must be non-empty text without control characters")]
+    InvalidSubject,
+    #[error("the app has no settings.signOn object to merge into")]
+    NoSignOnSettings,
     #[error("cannot issue the key: {0}")]
     Key(#[from] anyhow::Error),
 }
@@ -132,6 +136,40 @@ impl SimState {
         app.active_kid = Some(kid.to_string());
         app.last_updated = now;
         Ok(())
+    }
+
+    pub fn sso(&self, app_id: &str) -> Result<SsoInfo, ControlError> {
+        let org = self.org();
+        let app = org.app(app_id).ok_or_else(|| ControlError::NoSuchApp(app_id.to_string()))?;
+        Ok(SsoInfo {
+            url: app.sso_url(&self.base_url),
+            entity_id: app.entity_id(),
+            subject: app.sso_subject.clone(),
+            acs_url: app.sign_on("ssoAcsUrl").map(str::to_string),
+            audience: app.sign_on("audience").map(str::to_string),
+        })
+    }
+
+    pub fn update_sso(&self, app_id: &str, update: SsoUpdate) -> Result<SsoInfo, ControlError> {
+        if update.subject.as_deref().is_some_and(|s| !crate::sso::valid_subject(s)) {
+            return Err(ControlError::InvalidSubject);
+        }
+        {
+            let mut org = self.org();
+            let app = org.app_mut(app_id).ok_or_else(|| ControlError::NoSuchApp(app_id.to_string()))?;
+            if let Some(fields) = update.sign_on {
+                let sign_on = app
+                    .settings
+                    .get_mut("signOn")
+                    .and_then(serde_json::Value::as_object_mut)
+                    .ok_or(ControlError::NoSignOnSettings)?;
+                sign_on.extend(fields);
+            }
+            if let Some(subject) = update.subject {
+                app.sso_subject = subject;
+            }
+        }
+        self.sso(app_id)
     }
 
     pub fn remove_app(&self, app_id: &str) -> bool {

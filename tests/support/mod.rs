@@ -2,6 +2,8 @@
 //! `crds/`, and the operator as a real `samlcred controller` process scoped to the test's namespace.
 #![allow(dead_code)]
 
+pub mod sp_probe;
+
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
