@@ -141,35 +141,6 @@ fn okta_document_for_the_bundles_only_certificate_comes_out_unchanged() {
 }
 
 #[test]
-fn the_okta_golden_input_is_what_the_simulator_serves() {
-    let c = certificates();
-    let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
-    let key = okta_sim::keys::KeyCredential {
-        kid: "golden".into(),
-        cert_der: c.active.clone(),
-        n: String::new(),
-        e: String::new(),
-        created: now,
-        last_updated: now,
-        expires_at: now,
-        not_before: now,
-    };
-    let app = okta_sim::org::App {
-        id: "0oa1golden0metadata7".into(),
-        name: "samlcredsim_grafana_1".into(),
-        label: "Grafana".into(),
-        status: "ACTIVE".into(),
-        created: now,
-        last_updated: now,
-        active_kid: Some("golden".into()),
-        keys: vec![key.clone()],
-        settings: serde_json::Value::Null,
-    };
-    let served = okta_sim::metadata::idp_metadata(&app, &key, "https://golden.okta.example");
-    assert_eq!(served, read("okta.xml"), "okta-sim changed its metadata: update testdata/okta.xml");
-}
-
-#[test]
 fn new_certificates_are_wrapped_at_76_columns() {
     let c = certificates();
     let output = with_signing_certificates(&read("no-keys.xml"), &[&c.previous]).unwrap();

@@ -127,7 +127,7 @@ pub struct Leadership {
 
 /// The outcome of one look at the Lease.
 enum Attempt {
-    Acquired(Lease),
+    Acquired(Box<Lease>),
     HeldByOther,
 }
 
@@ -165,7 +165,7 @@ pub async fn acquire(
         }
     };
     tracing::info!(identity = %settings.identity, "acquired the lease; reconciling");
-    let lease = Arc::new(Mutex::new(lease));
+    let lease = Arc::new(Mutex::new(*lease));
     let renewer = tokio::spawn(renew(api.clone(), settings.clone(), lease.clone(), fence.clone()));
     Ok(Some(Leadership { renewer, lease, api, fence, identity: settings.identity.clone() }))
 }
@@ -188,7 +188,7 @@ async fn try_acquire(
             spec: Some(held_spec(settings, now, None)),
         };
         return match api.create(&PostParams::default(), &lease).await {
-            Ok(created) => Ok(Attempt::Acquired(created)),
+            Ok(created) => Ok(Attempt::Acquired(Box::new(created))),
             // Another replica created it first.
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::HeldByOther),
             Err(e) => Err(e),
@@ -211,7 +211,7 @@ async fn try_acquire(
     }
     let next = held_spec(settings, now, Some(&spec));
     match swap(api, &settings.name, &current, &next).await {
-        Ok(taken) => Ok(Attempt::Acquired(taken)),
+        Ok(taken) => Ok(Attempt::Acquired(Box::new(taken))),
         // Someone wrote the Lease since it was read: renewed by its holder, or taken by a peer.
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::HeldByOther),
         Err(e) => Err(e),
