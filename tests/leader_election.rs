@@ -216,9 +216,8 @@ async fn a_leader_refused_its_renewals_stops_before_the_standby_acquires() {
     let world = World::new("lease-rbac").await;
     let ns = world.ns.name.clone();
     let lease_seconds = 4;
-    let dir = tempdir(&ns);
-    let kubeconfig_a = identity_kubeconfig(&world, "replica-a", &dir);
-    let kubeconfig_b = identity_kubeconfig(&world, "replica-b", &dir);
+    let kubeconfig_a = world.identity_kubeconfig("replica-a", support::WORK_GROUPS);
+    let kubeconfig_b = world.identity_kubeconfig("replica-b", support::WORK_GROUPS);
     let mut a = start_replica(&world, "replica-a", lease_seconds, Some(&kubeconfig_a));
     wait_for("replica-a to lead", LONG, || async {
         (lease_holder(&world, "samlcred-controller").await.as_deref() == Some("replica-a")).then_some(())
@@ -264,68 +263,4 @@ async fn a_leader_refused_its_renewals_stops_before_the_standby_acquires() {
         .await;
         assert_eq!(world.generate_calls(app), 1, "busy-{i}: exactly one key");
     }
-}
-
-fn tempdir(ns: &str) -> std::path::PathBuf {
-    let dir = testenv::shared().dir().join(format!("identities-{ns}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A ServiceAccount `name` with every right the controller uses, its Lease rights in a RoleBinding
-/// `lease-<name>` of their own (so a test can pull them), and a kubeconfig holding its token.
-fn identity_kubeconfig(world: &World, name: &str, dir: &std::path::Path) -> std::path::PathBuf {
-    let ns = &world.ns.name;
-    let manifest = format!(
-        r#"apiVersion: v1
-kind: ServiceAccount
-metadata: {{name: {name}, namespace: {ns}}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {{name: {ns}-{name}-work}}
-rules:
-- apiGroups: ["", "samlcred.io", "events.k8s.io", "apps"]
-  resources: ["*"]
-  verbs: ["*"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {{name: {ns}-{name}-work}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {ns}-{name}-work}}
-subjects: [{{kind: ServiceAccount, name: {name}, namespace: {ns}}}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: lease-{name}, namespace: {ns}}}
-rules:
-- apiGroups: ["coordination.k8s.io"]
-  resources: ["leases"]
-  verbs: ["*"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: lease-{name}, namespace: {ns}}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: lease-{name}}}
-subjects: [{{kind: ServiceAccount, name: {name}, namespace: {ns}}}]
-"#
-    );
-    let plane = testenv::shared();
-    let file = dir.join(format!("{name}.yaml"));
-    std::fs::write(&file, manifest).unwrap();
-    let out = plane.kubectl().args(["apply", "-f"]).arg(&file).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = plane.kubectl().args(["create", "token", name, "-n", ns, "--duration=30m"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let kubeconfig = dir.join(format!("{name}.kubeconfig"));
-    std::fs::copy(plane.kubeconfig(), &kubeconfig).unwrap();
-    for args in [
-        vec!["config", "set-credentials", name, &format!("--token={token}")],
-        vec!["config", "set-context", "--current", &format!("--user={name}")],
-    ] {
-        let out = plane.kubectl().env("KUBECONFIG", &kubeconfig).args(args).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
-    kubeconfig
 }

@@ -229,3 +229,30 @@ async fn wait_for_rollout_false_activates_after_the_delay_alone() {
     .await;
     restarted(&world, "web").await;
 }
+
+/// A restart target samlcred may not touch (no rights on apps: 403) never blocks the rotation: a
+/// Warning event names it and the rotation completes.
+#[tokio::test]
+async fn a_forbidden_restart_target_gets_a_warning_and_the_rotation_goes_on() {
+    let world = World::new("rollout-forbidden").await;
+    let app = world.seed_app(SignedDuration::from_hours(24 * 10));
+    deployment(&world, "locked", 1).await;
+    let spec = json!({
+        "activation": {"delay": "1s", "waitForRollout": false}, "retainPrevious": "1s",
+        "rolloutRestartTargets": [{"kind": "Deployment", "name": "locked"}]
+    });
+    world.create_credential("goes-on", &app.id, spec).await;
+    // Every right the operator uses except those on apps/v1 workloads.
+    let kubeconfig = world.identity_kubeconfig("no-apps", &["", "samlcred.io", "events.k8s.io"]);
+    let kubeconfig = kubeconfig.display().to_string();
+    let _controller = world.start_controller(&[("KUBECONFIG", &kubeconfig)]);
+    wait_for("the rotation to complete despite the forbidden target", LONG, || async {
+        world.credential("goes-on").await.status?.last_rotation_time.map(|_| ())
+    })
+    .await;
+    let recorded = events(&world, "goes-on").await;
+    let refused: Vec<_> = recorded.iter().filter(|e| e.0 == "Warning" && e.2.contains("could not restart")).collect();
+    assert!(!refused.is_empty(), "a Warning event names the refused restart: {recorded:?}");
+    assert!(refused[0].2.contains("Deployment locked") && refused[0].2.contains("forbidden"), "{}", refused[0].2);
+    assert_eq!(world.generate_calls(&app.id), 1);
+}

@@ -211,7 +211,7 @@ async fn step(
         }
         Plan::Publish { kid } => {
             apply_secret(&secrets, credential, rendered).await?;
-            workloads::restart_targets(ctx, credential, rendered).await?;
+            workloads::restart_targets(ctx, credential, rendered).await;
             failpoint("after-publish");
             done.status = record::published(&status, policy()?, now);
             let note = format!("published key {kid} in Secret {}", spec.secret_name);
@@ -265,7 +265,7 @@ async fn step(
         }
         Plan::WriteSecret => {
             apply_secret(&secrets, credential, rendered).await?;
-            workloads::restart_targets(ctx, credential, rendered).await?;
+            workloads::restart_targets(ctx, credential, rendered).await;
             done.ready = ready_condition(&status, view, true);
         }
         Plan::AwaitApproval { .. } => {
@@ -318,7 +318,7 @@ pub async fn observe(
         existing.as_ref().is_some_and(|s| secret::is_current(s, &rendered) && owner_refs_match(credential, s));
     let published = status.rotation.as_ref().is_some_and(|r| r.phase == RotationPhase::Published);
     let rollout = if published && status.pending_key.is_some() && workloads::waits_for_rollout(spec) {
-        workloads::observe_rollout(kube, credential, &rendered).await?
+        workloads::observe_rollout(kube, credential, &rendered).await
     } else {
         Rollout::NotWaiting
     };

@@ -28,15 +28,10 @@ pub fn data_hash(rendered: &Rendered) -> String {
     hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Sets the hash annotation on each target whose pod template does not carry it yet.
-pub async fn restart_targets(
-    ctx: &Context,
-    credential: &SamlAppCredential,
-    rendered: &Rendered,
-) -> Result<(), kube::Error> {
-    if credential.spec.rollout_restart_targets.is_empty() {
-        return Ok(());
-    }
+/// Sets the hash annotation on each target whose pod template does not carry it yet. A target
+/// that cannot be restarted (missing, 403, any API error) gets a Warning event and the rotation
+/// goes on: one team's broken or forbidden workload must not stop the credential's rotation.
+pub async fn restart_targets(ctx: &Context, credential: &SamlAppCredential, rendered: &Rendered) {
     let namespace = credential.namespace().unwrap_or_default();
     let hash = data_hash(rendered);
     for target in &credential.spec.rollout_restart_targets {
@@ -45,27 +40,56 @@ pub async fn restart_targets(
             WorkloadKind::StatefulSet => typed::<StatefulSet>(&ctx.kube, &namespace),
             WorkloadKind::DaemonSet => typed::<DaemonSet>(&ctx.kube, &namespace),
         };
-        let Some(workload) = api.get_opt(&target.name).await? else {
-            let note =
-                format!("{kind} {} not found; it will be restarted once it exists and the Secret changes", target.name);
-            ctx.publish(credential, EventType::Warning, events::ROLLOUT_RESTARTED, &note, "Restart").await;
-            continue;
+        let (type_, note) = match restart(&api, &api_version, &kind, &target.name, &hash).await {
+            Ok(Restart::Done) => (
+                EventType::Normal,
+                format!(
+                    "restarted {kind} {} for the new content of Secret {}",
+                    target.name, credential.spec.secret_name
+                ),
+            ),
+            Ok(Restart::Current) => continue,
+            Ok(Restart::Missing) => (
+                EventType::Warning,
+                format!("{kind} {} not found; it will be restarted once it exists and the Secret changes", target.name),
+            ),
+            Err(e) => (
+                EventType::Warning,
+                format!("could not restart {kind} {}: {e}; the rotation goes on without it", target.name),
+            ),
         };
-        let current = workload.data["spec"]["template"]["metadata"]["annotations"][SECRET_HASH].as_str();
-        if current == Some(hash.as_str()) {
-            continue;
+        if type_ == EventType::Warning {
+            tracing::warn!(credential = %credential.name_any(), namespace, "{note}");
         }
-        let patch = json!({
-            "apiVersion": api_version, "kind": kind,
-            "metadata": {"name": target.name},
-            "spec": {"template": {"metadata": {"annotations": {SECRET_HASH: hash}}}}
-        });
-        api.patch(&target.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
-        let note =
-            format!("restarted {kind} {} for the new content of Secret {}", target.name, credential.spec.secret_name);
-        ctx.publish(credential, EventType::Normal, events::ROLLOUT_RESTARTED, &note, "Restart").await;
+        ctx.publish(credential, type_, events::ROLLOUT_RESTARTED, &note, "Restart").await;
     }
-    Ok(())
+}
+
+enum Restart {
+    Done,
+    /// The pod template already carries the hash.
+    Current,
+    Missing,
+}
+
+async fn restart(
+    api: &Api<DynamicObject>,
+    api_version: &str,
+    kind: &str,
+    name: &str,
+    hash: &str,
+) -> Result<Restart, kube::Error> {
+    let Some(workload) = api.get_opt(name).await? else { return Ok(Restart::Missing) };
+    if workload.data["spec"]["template"]["metadata"]["annotations"][SECRET_HASH].as_str() == Some(hash) {
+        return Ok(Restart::Current);
+    }
+    let patch = json!({
+        "apiVersion": api_version, "kind": kind,
+        "metadata": {"name": name},
+        "spec": {"template": {"metadata": {"annotations": {SECRET_HASH: hash}}}}
+    });
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    Ok(Restart::Done)
 }
 
 fn typed<K: Resource<DynamicType = ()>>(kube: &kube::Client, namespace: &str) -> (Api<DynamicObject>, String, String) {
@@ -82,11 +106,7 @@ pub fn waits_for_rollout(spec: &crate::api::SamlAppCredentialSpec) -> bool {
 
 /// How far each restart target is with rolling out the pod template for the Secret `rendered`
 /// describes: the [`Rollout`] the planner gates activation on. Only GETs.
-pub async fn observe_rollout(
-    kube: &kube::Client,
-    credential: &SamlAppCredential,
-    rendered: &Rendered,
-) -> Result<Rollout, kube::Error> {
+pub async fn observe_rollout(kube: &kube::Client, credential: &SamlAppCredential, rendered: &Rendered) -> Rollout {
     let namespace = credential.namespace().unwrap_or_default();
     let hash = data_hash(rendered);
     let mut states = Vec::new();
@@ -96,10 +116,14 @@ pub async fn observe_rollout(
             WorkloadKind::StatefulSet => typed::<StatefulSet>(kube, &namespace),
             WorkloadKind::DaemonSet => typed::<DaemonSet>(kube, &namespace),
         };
-        let workload = api.get_opt(&target.name).await?;
-        states.push((format!("{kind} {}", target.name), target_rollout(target.kind, workload.as_ref(), &hash)));
+        let state = match api.get_opt(&target.name).await {
+            Ok(workload) => target_rollout(target.kind, workload.as_ref(), &hash),
+            // Forbidden or failing reads cannot show a rollout: hold activation, and say why.
+            Err(e) => TargetRollout::Stuck(format!("cannot be read: {e}")),
+        };
+        states.push((format!("{kind} {}", target.name), state));
     }
-    Ok(summarize(states))
+    summarize(states)
 }
 
 /// One target's rollout.

@@ -322,3 +322,70 @@ pub fn ec_key() -> (String, serde_json::Value) {
     let jwk = json!({"kty": "EC", "crv": "P-256", "x": b64(&raw[1..33]), "y": b64(&raw[33..65])});
     (key.serialize_pem(), jwk)
 }
+
+/// The API groups of everything the controller touches, Leases aside.
+pub const WORK_GROUPS: &[&str] = &["", "samlcred.io", "events.k8s.io", "apps"];
+
+impl World {
+    /// A ServiceAccount `name` with every right on the API `groups`, its Lease rights in a
+    /// RoleBinding `lease-<name>` of their own (so a test can pull them), and a kubeconfig holding
+    /// its token.
+    pub fn identity_kubeconfig(&self, name: &str, groups: &[&str]) -> std::path::PathBuf {
+        let ns = &self.ns.name;
+        let dir = testenv::shared().dir().join(format!("identities-{ns}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let groups = serde_json::to_string(groups).unwrap();
+        let manifest = format!(
+            r#"apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: {name}, namespace: {ns}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: {ns}-{name}-work}}
+rules:
+- apiGroups: {groups}
+  resources: ["*"]
+  verbs: ["*"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: {ns}-{name}-work}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {ns}-{name}-work}}
+subjects: [{{kind: ServiceAccount, name: {name}, namespace: {ns}}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: lease-{name}, namespace: {ns}}}
+rules:
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["*"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: lease-{name}, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: lease-{name}}}
+subjects: [{{kind: ServiceAccount, name: {name}, namespace: {ns}}}]
+"#
+        );
+        let plane = testenv::shared();
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, manifest).unwrap();
+        let out = plane.kubectl().args(["apply", "-f"]).arg(&file).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = plane.kubectl().args(["create", "token", name, "-n", ns, "--duration=30m"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let kubeconfig = dir.join(format!("{name}.kubeconfig"));
+        std::fs::copy(plane.kubeconfig(), &kubeconfig).unwrap();
+        for args in [
+            vec!["config", "set-credentials", name, &format!("--token={token}")],
+            vec!["config", "set-context", "--current", &format!("--user={name}")],
+        ] {
+            let out = plane.kubectl().env("KUBECONFIG", &kubeconfig).args(args).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        kubeconfig
+    }
+}
