@@ -92,6 +92,31 @@ async fn bad_specs_are_rejected_naming_the_field() {
             with(with(sac(), "/spec/validityYears", json!(2)), "/spec/renewBefore", json!("17520h")),
             "spec.renewBefore",
         ),
+        (
+            "renewBefore over half of the validity: a fresh key would be due at once",
+            with(with(sac(), "/spec/validityYears", json!(2)), "/spec/renewBefore", json!("9000h")),
+            "spec.renewBefore: Invalid value: renewBefore must be at most half of the certificate validity",
+        ),
+        (
+            "renewBefore above ten years",
+            with(sac(), "/spec/renewBefore", json!("90000h")),
+            "renewBefore must be at most 10 years (87600h)",
+        ),
+        (
+            "activation.delay not shorter than renewBefore",
+            with(with(sac(), "/spec/renewBefore", json!("48h")), "/spec/activation/delay", json!("48h")),
+            "spec.activation.delay: Invalid value: activation.delay must be shorter than renewBefore",
+        ),
+        (
+            "activation.delay above ten years",
+            with(sac(), "/spec/activation/delay", json!("90000h")),
+            "activation.delay must be at most 10 years (87600h)",
+        ),
+        (
+            "retainPrevious above ten years",
+            with(sac(), "/spec/retainPrevious", json!("87601h")),
+            "retainPrevious must be at most 10 years (87600h)",
+        ),
         ("activation.delay malformed", with(sac(), "/spec/activation/delay", json!("soon")), "spec.activation.delay"),
         (
             "activation.policy unknown",

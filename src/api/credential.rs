@@ -9,6 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use super::duration;
 
+/// CEL: a duration of at most ten years (Go syntax has no days; 87600h).
+pub const AT_MOST_TEN_YEARS: &str = "duration(self) <= duration('87600h')";
+pub const RENEW_BEFORE_HALF_VALIDITY: &str = "renewBefore must be at most half of the certificate validity \
+     (validityYears): a longer one makes a freshly activated key due for renewal at once";
+pub const DELAY_BELOW_RENEW_BEFORE: &str = "activation.delay must be shorter than renewBefore: the active \
+     certificate would expire before the new key is activated";
+
 /// Desired state of a SamlAppCredential: which Okta app to watch, when to rotate its signing key and
 /// where to publish the certificates.
 // The printcolumn(...) lists repeat `type_ = "string"`, which this lint mistakes for duplicates.
@@ -34,8 +41,11 @@ use super::duration;
     printcolumn(name = "Kid", type_ = "string", json_path = ".status.activeKey.kid", priority = 1)
 )]
 #[x_kube(validation = Rule::new(
-    "duration(self.renewBefore).getHours() < self.validityYears * 8760"
-).message("renewBefore must be shorter than the certificate validity (validityYears)").field_path(".renewBefore"))]
+    "duration(self.renewBefore).getHours() * 2 <= self.validityYears * 8760"
+).message(RENEW_BEFORE_HALF_VALIDITY).field_path(".renewBefore"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.activation) || !has(self.activation.delay) || duration(self.activation.delay) < duration(self.renewBefore)"
+).message(DELAY_BELOW_RENEW_BEFORE).field_path(".activation.delay"))]
 #[serde(rename_all = "camelCase")]
 pub struct SamlAppCredentialSpec {
     /// The Okta org that hosts the app: an OktaOrg in this namespace or a ClusterOktaOrg.
@@ -57,6 +67,7 @@ pub struct SamlAppCredentialSpec {
     #[serde(default = "default_renew_before")]
     #[schemars(length(max = duration::MAX_LENGTH), regex(pattern = duration::PATTERN))]
     #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("renewBefore must be positive"))]
+    #[x_kube(validation = Rule::new(AT_MOST_TEN_YEARS).message("renewBefore must be at most 10 years (87600h)"))]
     pub renew_before: String,
 
     /// When a new key, once published in the Secret, becomes the key Okta signs with.
@@ -67,6 +78,7 @@ pub struct SamlAppCredentialSpec {
     /// syntax). Default 168h (7 days).
     #[serde(default = "default_retain_previous")]
     #[schemars(length(max = duration::MAX_LENGTH), regex(pattern = duration::PATTERN))]
+    #[x_kube(validation = Rule::new(AT_MOST_TEN_YEARS).message("retainPrevious must be at most 10 years (87600h)"))]
     pub retain_previous: String,
 
     /// Name of the Secret, in this namespace, that receives the certificates. samlcred creates it, and
@@ -119,7 +131,7 @@ pub enum OrgKind {
 }
 
 /// When a published key becomes the key Okta signs with.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Activation {
     /// Automatic activates the new key once delay has passed since it was published. Manual waits
@@ -133,6 +145,7 @@ pub struct Activation {
     /// policy), so that service providers can pick it up first. Go duration syntax. Default 24h.
     #[serde(default = "default_activation_delay")]
     #[schemars(length(max = duration::MAX_LENGTH), regex(pattern = duration::PATTERN))]
+    #[x_kube(validation = Rule::new(AT_MOST_TEN_YEARS).message("activation.delay must be at most 10 years (87600h)"))]
     pub delay: String,
 
     /// Activation also waits, after delay (or approval), until every rolloutRestartTargets workload

@@ -1,7 +1,7 @@
 //! The custom resources of API group `samlcred.io/v1alpha1`, and the names (annotations, labels,
 //! conditions, event reasons) that users and tools see.
 
-mod credential;
+pub mod credential;
 pub mod duration;
 mod org;
 pub mod reference;

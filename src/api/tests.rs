@@ -112,10 +112,16 @@ fn validation_rules_name_their_field() {
     let spec = &schema(&crd)["properties"]["spec"];
     assert_eq!(
         rules(spec),
-        [(
-            "duration(self.renewBefore).getHours() < self.validityYears * 8760".to_owned(),
-            "renewBefore must be shorter than the certificate validity (validityYears)".to_owned()
-        )]
+        [
+            (
+                "duration(self.renewBefore).getHours() * 2 <= self.validityYears * 8760".to_owned(),
+                crate::api::credential::RENEW_BEFORE_HALF_VALIDITY.to_owned()
+            ),
+            (
+                "!has(self.activation) || !has(self.activation.delay) || duration(self.activation.delay) < duration(self.renewBefore)".to_owned(),
+                crate::api::credential::DELAY_BELOW_RENEW_BEFORE.to_owned()
+            )
+        ]
     );
     assert_eq!(rules(&spec_property(&crd, "appId")), [("self == oldSelf".into(), "appId is immutable".into())]);
     assert_eq!(rules(&spec_property(&crd, "renewBefore"))[0].1, "renewBefore must be positive");
