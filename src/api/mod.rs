@@ -61,6 +61,9 @@ pub mod conditions {
     pub const REASON_ORG_NOT_FOUND: &str = "OrgNotFound";
     pub const REASON_ORG_NOT_ALLOWED: &str = "OrgNotAllowed";
     pub const REASON_OKTA_ERROR: &str = "OktaError";
+    /// Okta's rate limit (or samlcred's share of it) leaves no room until a reset further away than
+    /// samlcred waits in place; the credential is reconciled again at the reset.
+    pub const REASON_RATE_LIMITED: &str = "RateLimited";
     pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
     /// The app has no usable signing key and samlcred is making one.
     pub const REASON_NO_ACTIVE_KEY: &str = "NoActiveKey";
@@ -85,6 +88,8 @@ pub mod events {
     pub const SECRET_CONFLICT: &str = "SecretConflict";
     pub const OKTA_ERROR: &str = "OktaError";
     pub const ROLLOUT_RESTARTED: &str = "RolloutRestarted";
+    /// Warning: a reconcile panicked (a bug); it was abandoned and is retried, the process goes on.
+    pub const RECONCILE_PANICKED: &str = "ReconcilePanicked";
 }
 
 /// The field manager samlcred uses for server-side apply.

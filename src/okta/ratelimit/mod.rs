@@ -153,7 +153,9 @@ impl RateLimiter {
                             wait_ms = wait.as_millis() as u64,
                             "Okta rate limit: not waiting that long"
                         );
-                        return Err(OktaError::RateLimited { reset_after: wait, body: ErrorBody::default() });
+                        let summary = format!("not sent: bucket {bucket} has no room for samlcred before its reset");
+                        let body = ErrorBody { error_summary: Some(summary), ..ErrorBody::default() };
+                        return Err(OktaError::RateLimited { reset_after: wait, body });
                     }
                     tracing::debug!(bucket, wait_ms = wait.as_millis() as u64, "pacing Okta requests");
                     tokio::select! {
