@@ -127,7 +127,8 @@ pub struct Leadership {
 
 /// The outcome of one look at the Lease.
 enum Attempt {
-    Acquired(Lease),
+    /// Boxed: a Lease is large and the other outcome carries nothing.
+    Acquired(Box<Lease>),
     HeldByOther,
 }
 
@@ -153,7 +154,7 @@ pub async fn acquire(
         match attempt {
             Ok(Ok(Attempt::Acquired(lease))) => {
                 fence.extend(started + settings.renew_deadline());
-                break lease;
+                break *lease;
             }
             Ok(Ok(Attempt::HeldByOther)) => {}
             Ok(Err(e)) => tracing::warn!(lease = %settings.name, "reading or taking the lease: {e}"),
@@ -188,7 +189,7 @@ async fn try_acquire(
             spec: Some(held_spec(settings, now, None)),
         };
         return match api.create(&PostParams::default(), &lease).await {
-            Ok(created) => Ok(Attempt::Acquired(created)),
+            Ok(created) => Ok(Attempt::Acquired(Box::new(created))),
             // Another replica created it first.
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::HeldByOther),
             Err(e) => Err(e),
@@ -211,7 +212,7 @@ async fn try_acquire(
     }
     let next = held_spec(settings, now, Some(&spec));
     match swap(api, &settings.name, &current, &next).await {
-        Ok(taken) => Ok(Attempt::Acquired(taken)),
+        Ok(taken) => Ok(Attempt::Acquired(Box::new(taken))),
         // Someone wrote the Lease since it was read: renewed by its holder, or taken by a peer.
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::HeldByOther),
         Err(e) => Err(e),

@@ -129,11 +129,11 @@ fn answer(book: &mut Book) -> (Response, Seen) {
         headers.insert("x-rate-limit-remaining", remaining.into());
         headers.insert("x-rate-limit-reset", reset.into());
     };
-    let refused_for_concurrency = config.concurrency_refusal_every.is_some_and(|n| number % n == 0);
+    let refused_for_concurrency = config.concurrency_refusal_every.is_some_and(|n| number.is_multiple_of(n));
     let (status, body) = if refused_for_concurrency {
         // Okta's concurrency 429 reports the concurrency limit and an estimated reset; every other
         // such refusal claims room left, as the headers of a concurrency 429 may.
-        let remaining = if number % 2 == 0 { 0 } else { 74 };
+        let remaining = if number.is_multiple_of(2) { 0 } else { 74 };
         set(&mut headers, 75, remaining, okta_secs + 1);
         (StatusCode::TOO_MANY_REQUESTS, too_many())
     } else {
