@@ -1,6 +1,6 @@
 //! The reconcilers and what they share. `credential` rotates keys, `org_status` checks that orgs'
 //! credentials work; `orgs` turns an orgRef into an Okta client; `observe` reads Okta; `status` and
-//! `workloads` write back.
+//! `workloads` write back; `guard` keeps a panicking reconcile from ending the process.
 
 pub mod credential;
 pub mod guard;

@@ -88,15 +88,17 @@ pub struct LookAlike {
 
 struct Book {
     config: LookAlike,
+    /// Requests counted against the bucket, per window.
     counted: std::collections::HashMap<u64, u32>,
-    seen: Vec<Seen>,
+    /// Requests so far, of any outcome.
+    requests: u32,
 }
 
 /// An Okta look-alike that serves `GET /api/v1/apps` (an empty page) with Okta's rate-limit
 /// headers, `Date` and `X-Rate-Limit-Reset` on its own, possibly skewed, clock. Returns the base
 /// URL and the log of what it saw.
 pub async fn look_alike(config: LookAlike) -> (String, Arc<Mutex<Vec<Seen>>>) {
-    let book = Arc::new(Mutex::new(Book { config, counted: Default::default(), seen: Vec::new() }));
+    let book = Arc::new(Mutex::new(Book { config, counted: Default::default(), requests: 0 }));
     let seen_log = Arc::new(Mutex::new(Vec::new()));
     let (log, state) = (seen_log.clone(), book.clone());
     let router = axum::Router::new().fallback(move || {
@@ -119,8 +121,8 @@ fn answer(book: &mut Book) -> (Response, Seen) {
     let okta_secs = okta_now.as_second().unsigned_abs();
     let window = okta_secs / config.window_secs;
     let reset = (window + 1) * config.window_secs;
-    book.seen.push(Seen { window, status: 0 });
-    let number = book.seen.len() as u32;
+    book.requests += 1;
+    let number = book.requests;
     let mut headers = HeaderMap::new();
     let date = jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&okta_now).unwrap();
     headers.insert("date", HeaderValue::from_str(&date).unwrap());
@@ -148,11 +150,7 @@ fn answer(book: &mut Book) -> (Response, Seen) {
         }
     };
     headers.insert("content-type", HeaderValue::from_static("application/json"));
-    let seen = Seen { window, status: status.as_u16() };
-    if let Some(last) = book.seen.last_mut() {
-        *last = seen;
-    }
-    ((status, headers, body).into_response(), seen)
+    ((status, headers, body).into_response(), Seen { window, status: status.as_u16() })
 }
 
 fn too_many() -> String {
