@@ -38,6 +38,11 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     endpoint: String,
     status: String,
@@ -57,6 +62,7 @@ pub struct Metrics {
     rotations: Family<ResultLabels, Counter>,
     reconcile_duration: Histogram,
     reconcile_errors: Family<ReasonLabels, Counter>,
+    reconcile_panics: Family<KindLabels, Counter>,
     okta_requests: Family<RequestLabels, Counter>,
     rate_limit_remaining: Family<BucketLabels, Gauge>,
 }
@@ -71,6 +77,7 @@ impl Default for Metrics {
             rotations: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             reconcile_errors: Family::default(),
+            reconcile_panics: Family::default(),
             okta_requests: Family::default(),
             rate_limit_remaining: Family::default(),
             registry: Registry::default(),
@@ -94,6 +101,11 @@ impl Default for Metrics {
         );
         registry.register("samlcred_reconcile_errors", "Failed reconciles by reason", metrics.reconcile_errors.clone());
         registry.register(
+            "samlcred_reconcile_panics",
+            "Reconciles that panicked (a bug), by kind of object",
+            metrics.reconcile_panics.clone(),
+        );
+        registry.register(
             "samlcred_okta_requests",
             "Requests to Okta by endpoint and status",
             metrics.okta_requests.clone(),
@@ -106,6 +118,7 @@ impl Default for Metrics {
         // Series that alerts take a rate of exist from the start, at 0.
         for reason in [
             conditions::REASON_OKTA_ERROR,
+            conditions::REASON_RATE_LIMITED,
             conditions::REASON_ORG_NOT_FOUND,
             conditions::REASON_ORG_NOT_ALLOWED,
             conditions::REASON_INVALID_SPEC,
@@ -113,6 +126,9 @@ impl Default for Metrics {
             "KubernetesError",
         ] {
             let _ = metrics.reconcile_errors.get_or_create(&ReasonLabels { reason: reason.into() });
+        }
+        for kind in ["SamlAppCredential", "OktaOrg", "ClusterOktaOrg"] {
+            let _ = metrics.reconcile_panics.get_or_create(&KindLabels { kind: kind.into() });
         }
         Metrics { registry, ..metrics }
     }
@@ -132,6 +148,10 @@ impl Metrics {
 
     pub fn reconcile_error(&self, reason: &str) {
         self.reconcile_errors.get_or_create(&ReasonLabels { reason: reason.into() }).inc();
+    }
+
+    pub fn reconcile_panic(&self, kind: &str) {
+        self.reconcile_panics.get_or_create(&KindLabels { kind: kind.into() }).inc();
     }
 
     pub fn rotation(&self, result: &str) {

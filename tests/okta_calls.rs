@@ -490,3 +490,89 @@ async fn credentials_never_follow_a_redirect_or_a_link_to_another_host() {
 
     assert_eq!(elsewhere_hits.load(Ordering::SeqCst), 0);
 }
+
+// ----- hostile servers: bodies are capped, one deadline covers the whole exchange -----
+
+use okta_support::hostile;
+use std::time::Instant;
+
+const JSON_CHUNKED: &str = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+/// One chunk of chunked transfer encoding holding `size` bytes of `[`.
+fn http_chunk(size: usize) -> Vec<u8> {
+    let mut chunk = format!("{size:x}\r\n").into_bytes();
+    chunk.extend(std::iter::repeat_n(b'[', size));
+    chunk.extend_from_slice(b"\r\n");
+    chunk
+}
+
+fn hostile_client(base: &str, timeout: Duration) -> OktaClient {
+    OktaClient::new(okta_support::org_config(base, Auth::ApiToken(TOKEN.to_string().into()), timeout)).unwrap()
+}
+
+/// A body that never ends, sent as fast as loopback goes (chunked, or with a Content-Length of
+/// 10 GiB): the client stops reading at its cap and says so, long before the deadline.
+#[tokio::test]
+async fn an_endless_body_is_cut_at_the_cap() {
+    // The server stops at 64 MiB and then idles: enough to be "endless" for a 4 MiB cap, and a
+    // bound on what a client without a cap would buffer before its deadline.
+    const SENT: usize = 64 << 20;
+    let chunked = hostile::raw_server(|stream| async move {
+        hostile::stream_body(stream, JSON_CHUNKED, &http_chunk(64 << 10), Duration::ZERO, SENT).await
+    })
+    .await;
+    let announced = hostile::raw_server(|stream| async move {
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10737418240\r\n\r\n";
+        hostile::stream_body(stream, head, &[b'['; 64 << 10], Duration::ZERO, SENT).await
+    })
+    .await;
+    for base in [chunked, announced] {
+        let client = hostile_client(&base, Duration::from_secs(4));
+        let started = Instant::now();
+        let err = client.get_app("0oa1").await.unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(matches!(err, OktaError::UndecodableBody { status: 200, .. }), "{err}");
+        assert!(err.to_string().contains("4 MiB"), "the error names the cap: {err}");
+        assert!(elapsed < Duration::from_secs(4), "cut only after {elapsed:?}");
+    }
+}
+
+/// A body trickled one byte at a time, or a head whose headers trickle forever: each attempt
+/// ends at the one deadline of the exchange.
+#[tokio::test]
+async fn a_trickle_meets_the_one_deadline() {
+    let body = hostile::raw_server(|stream| async move {
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n";
+        hostile::stream_body(stream, head, b"[", Duration::from_millis(50), usize::MAX).await
+    })
+    .await;
+    let headers = hostile::raw_server(|stream| async move {
+        hostile::stream_body(stream, "HTTP/1.1 200 OK\r\n", b"X-Slow: y\r\n", Duration::from_millis(50), usize::MAX)
+            .await
+    })
+    .await;
+    for base in [body, headers] {
+        let client = hostile_client(&base, Duration::from_millis(800));
+        let started = Instant::now();
+        let err = client.get_app("0oa1").await.unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(matches!(err, OktaError::Timeout { .. }), "{err}");
+        // Three attempts of 800 ms each, plus short backoffs.
+        assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+    }
+}
+
+/// Headers that never end, sent fast: refused as soon as the head is too large.
+#[tokio::test]
+async fn endless_headers_are_refused_quickly() {
+    let base = hostile::raw_server(|stream| async move {
+        let line = format!("X-Filler: {}\r\n", "a".repeat(1000));
+        hostile::stream_body(stream, "HTTP/1.1 200 OK\r\n", line.as_bytes(), Duration::ZERO, 64 << 20).await
+    })
+    .await;
+    let client = hostile_client(&base, Duration::from_secs(5));
+    let started = Instant::now();
+    let err = client.get_app("0oa1").await.unwrap_err();
+    assert!(matches!(err, OktaError::Transport { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}

@@ -156,7 +156,9 @@ pub struct Fault {
 /// `Status` answers instead of Okta: the call is not carried out. `Latency` delays the call, then
 /// carries it out. `TruncatedBody`, `NonJsonBody` and `ConnectionReset` carry the call out and
 /// then spoil the answer, as a proxy or network failing after Okta acted would: a generate that
-/// "failed" this way has still created a key.
+/// "failed" this way has still created a key. `RateLimitHeaders` replaces the `X-Rate-Limit-*`
+/// values of the answer with arbitrary text, for clients that must survive whatever Okta (or a
+/// proxy) puts there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "value", rename_all = "snake_case")]
 pub enum FaultKind {
@@ -170,6 +172,23 @@ pub enum FaultKind {
     NonJsonBody,
     /// Close the connection with a TCP reset instead of answering.
     ConnectionReset,
+    /// Send these values verbatim as `X-Rate-Limit-Limit`, `-Remaining` and `-Reset` (a `None`
+    /// keeps the simulator's own). With `refuse`, answer 429 E0000047 instead of carrying the
+    /// call out; otherwise carry it out as usual.
+    RateLimitHeaders(RateLimitOverride),
+}
+
+/// The `X-Rate-Limit-*` values of a [`FaultKind::RateLimitHeaders`] fault: any text, numbers or not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitOverride {
+    #[serde(default)]
+    pub limit: Option<String>,
+    #[serde(default)]
+    pub remaining: Option<String>,
+    #[serde(default)]
+    pub reset: Option<String>,
+    #[serde(default)]
+    pub refuse: bool,
 }
 
 /// One API call the simulator answered (control calls under `/__sim` are not recorded). A call is

@@ -40,6 +40,8 @@ Control API (test-only, JSON; a prefix Okta never uses):
                                           {\"type\": \"latency\", \"value\": <milliseconds>}
                                           {\"type\": \"truncated_body\"} | {\"type\": \"non_json_body\"}
                                           {\"type\": \"connection_reset\"}
+                                          {\"type\": \"rate_limit_headers\", \"value\": {\"limit\"?, \"remaining\"?,
+                                           \"reset\"? (any text), \"refuse\"? (answer 429)}}
   GET    /__sim/calls                   every API call so far: method, path, query, status, auth, at
   GET    /__sim/rate-limits             current limits
   PUT    /__sim/rate-limits             {\"apps_collection\": {\"limit\", \"window\" (ms)}, \"app_instance\", \"token\"}

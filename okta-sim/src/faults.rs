@@ -3,9 +3,9 @@
 use std::sync::Mutex;
 
 use axum::body::Body;
-use axum::http::{HeaderValue, Method, Response, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 
-use crate::config::{Fault, FaultKind};
+use crate::config::{Fault, FaultKind, RateLimitOverride};
 use crate::errors::OktaError;
 
 #[derive(Debug, Default)]
@@ -65,6 +65,21 @@ pub async fn truncate(response: Response<Body>) -> Response<Body> {
         }
     });
     Response::from_parts(parts, Body::from_stream(stream))
+}
+
+/// Replaces the `X-Rate-Limit-*` headers with the fault's values, verbatim. A value that cannot be
+/// a header at all (a line break, say) leaves the simulator's own.
+pub fn override_rate_headers(headers: &mut HeaderMap, values: &RateLimitOverride) {
+    let pairs = [
+        ("x-rate-limit-limit", &values.limit),
+        ("x-rate-limit-remaining", &values.remaining),
+        ("x-rate-limit-reset", &values.reset),
+    ];
+    for (name, value) in pairs {
+        if let Some(value) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(name, value);
+        }
+    }
 }
 
 /// Keeps the status, but answers with an HTML page, as a proxy in front of Okta might.

@@ -43,8 +43,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    BucketLimit, CallRecord, Fault, FaultKind, OAuthClient, RateLimits, SeedApp, SeedKey, SeededApp, SimConfig,
-    SsoInfo, SsoUpdate,
+    BucketLimit, CallRecord, Fault, FaultKind, OAuthClient, RateLimitOverride, RateLimits, SeedApp, SeedKey, SeededApp,
+    SimConfig, SsoInfo, SsoUpdate,
 };
 
 /// A running simulator, serving on a spawned tokio task until `shutdown` (or drop).

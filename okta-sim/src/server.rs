@@ -97,6 +97,9 @@ async fn api(State(state): State<Arc<SimState>>, request: Request) -> Response<B
             _ => response,
         };
         add_rate_headers(response.headers_mut(), verdict);
+        if let Some(FaultKind::RateLimitHeaders(values)) = &fault_after {
+            faults::override_rate_headers(response.headers_mut(), values);
+        }
         let reset = fault_after == Some(FaultKind::ConnectionReset);
         let status = if reset { 0 } else { response.status().as_u16() };
         tracing::debug!(%method, %path, status, "okta call");
@@ -139,6 +142,9 @@ async fn answer(
             return (faults::status_response(*status, error_code, summary), verdict, None);
         }
         Some(FaultKind::Latency(delay)) => tokio::time::sleep(*delay).await,
+        Some(FaultKind::RateLimitHeaders(values)) if values.refuse => {
+            return (OktaError::too_many_requests().into_response(), verdict, fault);
+        }
         _ => {}
     }
     let response = endpoint(state, &route, method, path, query, request).await;

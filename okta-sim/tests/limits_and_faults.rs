@@ -129,6 +129,46 @@ async fn status_faults_answer_instead_of_okta_for_the_next_n_calls() {
 }
 
 #[tokio::test]
+async fn rate_limit_header_faults_send_any_text_and_may_refuse() {
+    let sim = start().await;
+    let app = seed(&sim, "App", 0);
+    let http = client();
+    let url = format!("{}/api/v1/apps/{}", sim.base_url(), app.id);
+    let values = okta_sim::RateLimitOverride {
+        limit: Some("-3".into()),
+        remaining: Some("lots".into()),
+        reset: Some(u64::MAX.to_string()),
+        refuse: false,
+    };
+    sim.inject_fault(Fault {
+        method: None,
+        path_prefix: "/api/v1/apps/".into(),
+        count: 1,
+        kind: FaultKind::RateLimitHeaders(values),
+    });
+    let odd = ssws(http.get(&url)).send().await.unwrap();
+    assert_eq!(odd.status(), 200, "the call is carried out");
+    let header = |r: &reqwest::Response, name: &str| r.headers()[name].to_str().unwrap().to_string();
+    assert_eq!(header(&odd, "x-rate-limit-limit"), "-3");
+    assert_eq!(header(&odd, "x-rate-limit-remaining"), "lots");
+    assert_eq!(header(&odd, "x-rate-limit-reset"), "18446744073709551615");
+
+    // Only the values given are replaced; with refuse the answer is Okta's 429.
+    let values = okta_sim::RateLimitOverride { reset: Some("0".into()), refuse: true, ..Default::default() };
+    sim.inject_fault(Fault {
+        method: None,
+        path_prefix: "/api/v1/apps/".into(),
+        count: 1,
+        kind: FaultKind::RateLimitHeaders(values),
+    });
+    let refused = ssws(http.get(&url)).send().await.unwrap();
+    assert_eq!(header(&refused, "x-rate-limit-reset"), "0");
+    assert!(header(&refused, "x-rate-limit-limit").parse::<u32>().is_ok());
+    expect_okta_error(refused, 429, "E0000047").await;
+    assert_eq!(ssws(http.get(&url)).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
 async fn spoiling_faults_carry_the_call_out_and_lose_the_answer() {
     let sim = start().await;
     let app = seed(&sim, "App", 0);

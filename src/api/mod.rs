@@ -61,6 +61,9 @@ pub mod conditions {
     pub const REASON_ORG_NOT_FOUND: &str = "OrgNotFound";
     pub const REASON_ORG_NOT_ALLOWED: &str = "OrgNotAllowed";
     pub const REASON_OKTA_ERROR: &str = "OktaError";
+    /// Okta's rate limit (or samlcred's share of it) leaves no room until a reset further away than
+    /// samlcred waits in place; the credential is reconciled again at the reset.
+    pub const REASON_RATE_LIMITED: &str = "RateLimited";
     pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
     /// Okta's SAML metadata for the active key is not a document samlcred can publish.
     pub const REASON_INVALID_METADATA: &str = "InvalidMetadata";
@@ -95,6 +98,8 @@ pub mod events {
     pub const ROLLOUT_STUCK: &str = "RolloutStuck";
     /// Activated before the restart targets finished their rollout, because expiry was near.
     pub const ACTIVATED_BEFORE_ROLLOUT: &str = "ActivatedBeforeRollout";
+    /// Warning: a reconcile panicked (a bug); it was abandoned and is retried, the process goes on.
+    pub const RECONCILE_PANICKED: &str = "ReconcilePanicked";
 }
 
 /// The field manager samlcred uses for server-side apply.

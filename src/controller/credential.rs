@@ -44,12 +44,21 @@ impl StepError {
     pub fn reason(&self) -> &'static str {
         use super::orgs::OrgError;
         match self {
+            StepError::Okta(OktaError::RateLimited { .. }) => conditions::REASON_RATE_LIMITED,
             StepError::Okta(_) | StepError::ActivationNotConfirmed { .. } => conditions::REASON_OKTA_ERROR,
             StepError::Org(OrgError::NotFound { .. }) => conditions::REASON_ORG_NOT_FOUND,
             StepError::Org(OrgError::NotAllowed { .. }) => conditions::REASON_ORG_NOT_ALLOWED,
             StepError::Org(OrgError::InvalidSpec(_)) | StepError::InvalidSpec => conditions::REASON_INVALID_SPEC,
             StepError::InvalidMetadata(_) => conditions::REASON_INVALID_METADATA,
             StepError::Org(OrgError::Kube(_)) | StepError::Kube(_) => "KubernetesError",
+        }
+    }
+
+    /// How long until Okta's rate limit lets the step be tried again, when that is why it failed.
+    pub fn rate_limit_reset(&self) -> Option<Duration> {
+        match self {
+            StepError::Okta(err @ OktaError::RateLimited { .. }) => err.retry_after(),
+            _ => None,
         }
     }
 }
@@ -73,6 +82,11 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
     // The cache can lag behind samlcred's own last status write; what this process remembers of its
     // last failure is at least as new, so the backoff cannot be skipped by a stale read.
     let uid = credential.uid().unwrap_or_default();
+    if let Some(wait) = ctx.retry_not_before(&uid).and_then(|at| Duration::try_from(at.duration_since(now)).ok()) {
+        // Okta's rate limit has no room before its reset: coming back earlier (say, for
+        // samlcred's own status write) would only fail again.
+        return Ok(Action::requeue(wait));
+    }
     let cached = ctx.recall_failure(&uid, credential.status.clone(), generation);
     if let Some(wait) = backoff_remaining(&ctx.settings, cached.as_ref(), generation, now) {
         // Still backing off from the last failure: this reconcile was triggered by an event (often
@@ -109,13 +123,22 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
             let mut next = status.clone();
             next.failed_attempts = status.failed_attempts.saturating_add(1);
             next.last_failure_time = Some(record::time(now));
-            ctx.remember_failure(&uid, next.failed_attempts, now, generation);
+            // A rate limit says when to come back: at the reset, not after the backoff, and without
+            // waiting for it inside this reconcile.
+            let reset_at = failure.rate_limit_reset().and_then(|wait| {
+                let wait = jiff::SignedDuration::try_from(wait).ok()?;
+                now.checked_add(wait).ok()
+            });
+            ctx.remember_failure(&uid, next.failed_attempts, now, generation, reset_at);
             let ready = ConditionState { type_: conditions::READY, status: false, reason, message };
             set_condition(&mut next.conditions, ready, generation, now);
             let rotating = rotating_condition(&next, None);
             set_condition(&mut next.conditions, rotating, generation, now);
-            let delay = ctx.settings.backoff(next.failed_attempts);
-            (next, Action::requeue(delay))
+            let action = match reset_at {
+                Some(at) => ctx.settings.requeue_at(now, at),
+                None => Action::requeue(ctx.settings.backoff(next.failed_attempts)),
+            };
+            (next, action)
         }
     };
     writer.write(&next).await?;

@@ -1,8 +1,9 @@
 //! The reconcilers and what they share. `credential` rotates keys, `org_status` checks that orgs'
 //! credentials work; `orgs` turns an orgRef into an Okta client; `observe` reads Okta; `status` and
-//! `workloads` write back.
+//! `workloads` write back; `guard` keeps a panicking reconcile from ending the process.
 
 pub mod credential;
+pub mod guard;
 pub mod observe;
 pub mod org_status;
 pub mod orgs;
@@ -19,8 +20,7 @@ use kube::{Resource, ResourceExt};
 use orgs::{OrgClients, OrgKey};
 use rand::Rng;
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 /// Timing knobs of the reconcilers.
@@ -106,16 +106,36 @@ pub struct FailureRecord {
     pub attempts: i32,
     pub at: Timestamp,
     pub generation: Option<i64>,
+    /// Okta's rate limit has no room before this (the failure was `RateLimited`).
+    pub not_before: Option<Timestamp>,
+}
+
+/// The maps of `Context` stay usable after a panic in a reconcile that held one (see `guard`).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Context {
-    pub fn remember_failure(&self, uid: &str, attempts: i32, at: Timestamp, generation: Option<i64>) {
-        self.failures.lock().unwrap().insert(uid.to_string(), FailureRecord { attempts, at, generation });
+    pub fn remember_failure(
+        &self,
+        uid: &str,
+        attempts: i32,
+        at: Timestamp,
+        generation: Option<i64>,
+        not_before: Option<Timestamp>,
+    ) {
+        lock(&self.failures).insert(uid.to_string(), FailureRecord { attempts, at, generation, not_before });
+    }
+
+    /// When Okta's rate limit lets this credential's last failed step be tried again, if that was
+    /// why it failed.
+    pub fn retry_not_before(&self, uid: &str) -> Option<Timestamp> {
+        lock(&self.failures).get(uid)?.not_before
     }
 
     /// True the first time this process records the activation of `kid` for this credential.
     pub fn first_activation(&self, uid: &str, kid: &str) -> bool {
-        let mut seen = self.activations.lock().unwrap();
+        let mut seen = lock(&self.activations);
         if seen.get(uid).map(String::as_str) == Some(kid) {
             return false;
         }
@@ -124,7 +144,7 @@ impl Context {
     }
 
     pub fn forget_failure(&self, uid: &str) {
-        self.failures.lock().unwrap().remove(uid);
+        lock(&self.failures).remove(uid);
     }
 
     /// `status`, with the failure count and time this process remembers when they are newer.
@@ -134,8 +154,8 @@ impl Context {
         status: Option<SamlAppCredentialStatus>,
         generation: Option<i64>,
     ) -> Option<SamlAppCredentialStatus> {
-        let Some(FailureRecord { attempts, at, generation: remembered_generation }) =
-            self.failures.lock().unwrap().get(uid).copied()
+        let Some(FailureRecord { attempts, at, generation: remembered_generation, .. }) =
+            lock(&self.failures).get(uid).copied()
         else {
             return status;
         };
@@ -209,11 +229,16 @@ fn same_org(credential: &SamlAppCredential, org: &OrgKey) -> bool {
 
 /// Test-only crash points: when `SAMLCRED_FAILPOINT` names this point, the process exits at once,
 /// as a crash or a kill would stop it. End-to-end tests use it to prove recovery from every step.
+/// `panic:NAME` panics there instead, to prove that a panicking reconcile costs only itself.
 pub fn failpoint(name: &str) {
     static POINT: OnceLock<Option<String>> = OnceLock::new();
-    if POINT.get_or_init(|| std::env::var("SAMLCRED_FAILPOINT").ok()).as_deref() == Some(name) {
+    let point = POINT.get_or_init(|| std::env::var("SAMLCRED_FAILPOINT").ok()).as_deref();
+    if point == Some(name) {
         eprintln!("samlcred: failpoint {name} reached, exiting");
         std::process::exit(86);
+    }
+    if point.and_then(|p| p.strip_prefix("panic:")) == Some(name) {
+        panic!("failpoint {name}: a test-only panic");
     }
 }
 

@@ -23,8 +23,9 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     pub base_delay: Duration,
     pub max_delay: Duration,
-    /// A 429 whose reset is further away than this is returned to the caller instead of
-    /// waited for in place.
+    /// The longest wait for a rate-limit reset inside a call, whether a 429 announced it or
+    /// pacing needs it. Beyond it the call fails at once with `RateLimited` and the time to the
+    /// reset, so that the caller comes back then instead of holding its worker meanwhile.
     pub max_rate_limit_wait: Duration,
 }
 
@@ -34,7 +35,7 @@ impl Default for RetryPolicy {
             max_attempts: 4,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(5),
-            max_rate_limit_wait: Duration::from_secs(65),
+            max_rate_limit_wait: Duration::from_secs(120),
         }
     }
 }
@@ -195,6 +196,7 @@ impl OktaClient {
                     metrics: config.metrics,
                     fence: config.fence,
                     timeout: config.timeout,
+                    max_rate_limit_wait: config.retry.max_rate_limit_wait,
                 },
                 retry: config.retry,
             }),
@@ -462,7 +464,7 @@ impl OktaClient {
                 .await
             {
                 Ok(presented) => presented,
-                Err(err) if err.is_retryable() && may_retry => {
+                Err(err) if retry_in_place(&err) && may_retry => {
                     self.pause(&err, attempt).await;
                     continue;
                 }
@@ -484,7 +486,7 @@ impl OktaClient {
                     // Only a refused connection proves the request never reached Okta.
                     let unsent = matches!(err, OktaError::Transport { connect: true, .. });
                     let repeatable = call.idempotency == Idempotency::Idempotent || unsent;
-                    if err.is_retryable() && repeatable && may_retry {
+                    if retry_in_place(&err) && repeatable && may_retry {
                         self.pause(&err, attempt).await;
                         continue;
                     }
@@ -577,6 +579,12 @@ impl OktaClient {
         );
         tokio::time::sleep(delay).await;
     }
+}
+
+/// Whether a failed attempt is worth repeating now. A `RateLimited` from the limiter already waited
+/// as long as the call may; trying again would only fail the same way.
+fn retry_in_place(err: &OktaError) -> bool {
+    err.is_retryable() && !matches!(err, OktaError::RateLimited { .. })
 }
 
 fn asks_for_nonce(answer: &Answer) -> bool {

@@ -1,5 +1,9 @@
 //! One HTTP exchange with Okta: paced by the rate limiter, bounded by the timeout, reported to
 //! the metrics hook. No authentication and no retries here; those live in the client.
+//!
+//! Whatever the other side sends, an exchange ends: one deadline covers the whole of it (sending,
+//! the head, the body), and a body is read in chunks only up to [`MAX_BODY_BYTES`], whatever
+//! `Content-Length` claims or omits.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +14,10 @@ use url::Url;
 
 use super::error::{OktaError, Result};
 use super::ratelimit::{RateLimitHeaders, RateLimiter, bucket_for};
+
+/// Answers beyond this are not read. Okta's largest answer samlcred asks for, a page of 200 apps,
+/// is a fraction of it; anything bigger is not Okta's API talking, and must not fill the memory.
+pub const MAX_BODY_BYTES: usize = 4 << 20;
 
 /// What one Okta request did, for metrics: `samlcred_okta_requests_total{endpoint,status}` and
 /// `samlcred_okta_rate_limit_remaining{bucket}`.
@@ -60,12 +68,40 @@ pub struct Transport {
     pub metrics: Option<Arc<dyn MetricsHook>>,
     pub fence: Option<Arc<dyn WriteFence>>,
     pub timeout: Duration,
+    /// The longest wait for a rate-limit reset before a request; beyond it the request fails
+    /// with `RateLimited` instead.
+    pub max_rate_limit_wait: Duration,
+}
+
+/// Why a body could not be read whole.
+enum BodyError {
+    Broken(reqwest::Error),
+    TooLarge,
+}
+
+/// Reads the body chunk by chunk and stops at the cap.
+async fn read_capped(response: &mut reqwest::Response) -> std::result::Result<Bytes, BodyError> {
+    if response.content_length().is_some_and(|announced| announced > MAX_BODY_BYTES as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Broken)? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
 }
 
 impl Transport {
     pub async fn send(&self, out: Outgoing<'_>) -> Result<Answer> {
         let bucket = bucket_for(&out.method, out.url.path());
-        self.limiter.acquire(&bucket).await;
+        // Held until the answer is recorded; dropped on any early return (the fence, a timeout,
+        // a broken connection, a cancelled call) it settles as a request without an answer.
+        let permit = self.limiter.acquire(&bucket, self.max_rate_limit_wait).await.inspect_err(|err| {
+            tracing::warn!(endpoint = out.endpoint, bucket = %bucket, "{err}; not waiting in place");
+        })?;
         // Checked after the pacing wait, which can be long, and right before the bytes leave.
         if out.method != Method::GET
             && let Some(fence) = &self.fence
@@ -80,31 +116,31 @@ impl Transport {
             request = request.body(body);
         }
         let exchange = async {
-            let response = request.send().await?;
+            let mut response = request.send().await?;
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            let body = response.bytes().await;
+            let body = read_capped(&mut response).await;
             Ok::<_, reqwest::Error>((status, headers, body))
         };
         let outcome = tokio::time::timeout(self.timeout, exchange).await;
         let elapsed = started.elapsed();
         let (status, headers, body) = match outcome {
             Err(_) => {
-                self.limiter.record_failure(&bucket);
+                drop(permit);
                 self.report(out.endpoint, None, &bucket, None, elapsed);
                 tracing::debug!(endpoint = out.endpoint, "Okta request timed out");
                 return Err(OktaError::Timeout { timeout: self.timeout });
             }
             Ok(Err(err)) => {
-                self.limiter.record_failure(&bucket);
+                drop(permit);
                 self.report(out.endpoint, None, &bucket, None, elapsed);
                 tracing::debug!(endpoint = out.endpoint, error = %err, "Okta request failed");
                 return Err(transport_error(&err));
             }
             Ok(Ok(parts)) => parts,
         };
-        let rate = RateLimitHeaders::parse(&headers);
-        self.limiter.record_answer(&bucket, &rate, status);
+        let rate = RateLimitHeaders::parse(&headers, std::time::SystemTime::now());
+        permit.answered(&rate, status);
         self.report(out.endpoint, Some(status), &bucket, Some(&rate), elapsed);
         tracing::debug!(
             endpoint = out.endpoint,
@@ -116,7 +152,10 @@ impl Transport {
         );
         let body = body.map_err(|err| OktaError::UndecodableBody {
             status,
-            reason: format!("body not fully received: {}", describe(&err)),
+            reason: match err {
+                BodyError::Broken(err) => format!("body not fully received: {}", describe(&err)),
+                BodyError::TooLarge => format!("the body exceeds {} MiB; not read further", MAX_BODY_BYTES >> 20),
+            },
         })?;
         Ok(Answer { status, headers, body, rate })
     }

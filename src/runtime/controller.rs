@@ -4,6 +4,7 @@ use super::leader::{self, LeaseSettings};
 use super::server::{self, Readiness};
 use super::telemetry::{self, LogFormat};
 use crate::api::{ClusterOktaOrg, OktaOrg, OrgKind, SamlAppCredential, labels};
+use crate::controller::guard::{self, ReconcileError};
 use crate::controller::orgs::{OrgClients, OrgSettings};
 use crate::controller::{Context, Settings, credential, org_status};
 use crate::metrics::Metrics;
@@ -70,7 +71,12 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 type ReconcileFuture = BoxFuture<'static, ()>;
 
-fn error_policy<K>(_: Arc<K>, error: &kube::Error, _: Arc<Context>) -> Action {
+fn error_policy<K>(_: Arc<K>, error: &ReconcileError, _: Arc<Context>) -> Action {
+    let error = match error {
+        ReconcileError::Kube(error) => error,
+        // Counted and reported by the guard already.
+        ReconcileError::Panicked { .. } => return Action::requeue(guard::PANIC_RETRY),
+    };
     // 409: the reconcile ran on a cache behind samlcred's own last write; retry as soon as it caught up.
     if matches!(error, kube::Error::Api(status) if status.code == 409) {
         tracing::debug!("status write conflicted with a newer version; retrying");
@@ -208,13 +214,13 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                 users_of(&cluster_org_store, OrgKind::ClusterOktaOrg, &org.name_any(), |_| true)
             })
             .graceful_shutdown_on(shutdown.clone())
-            .run(credential::reconcile, error_policy, ctx.clone());
+            .run(|credential, ctx| guard::guarded(credential, ctx, credential::reconcile), error_policy, ctx.clone());
         tasks.push(Box::pin(drain(stream)));
     }
     for ns in &scopes {
         let orgs: Api<OktaOrg> = scoped(&client, ns);
         let stream = Controller::new(orgs, watcher::Config::default()).graceful_shutdown_on(shutdown.clone()).run(
-            org_status::reconcile_okta_org,
+            |org, ctx| guard::guarded(org, ctx, org_status::reconcile_okta_org),
             error_policy,
             ctx.clone(),
         );
@@ -222,7 +228,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     }
     let cluster_orgs: Api<ClusterOktaOrg> = Api::all(client.clone());
     let stream = Controller::new(cluster_orgs, watcher::Config::default()).graceful_shutdown_on(shutdown.clone()).run(
-        org_status::reconcile_cluster_okta_org,
+        |org, ctx| guard::guarded(org, ctx, org_status::reconcile_cluster_okta_org),
         error_policy,
         ctx.clone(),
     );

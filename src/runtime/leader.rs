@@ -127,6 +127,7 @@ pub struct Leadership {
 
 /// The outcome of one look at the Lease.
 enum Attempt {
+    /// Boxed: a Lease is large and the other outcome carries nothing.
     Acquired(Box<Lease>),
     HeldByOther,
 }
@@ -153,7 +154,7 @@ pub async fn acquire(
         match attempt {
             Ok(Ok(Attempt::Acquired(lease))) => {
                 fence.extend(started + settings.renew_deadline());
-                break lease;
+                break *lease;
             }
             Ok(Ok(Attempt::HeldByOther)) => {}
             Ok(Err(e)) => tracing::warn!(lease = %settings.name, "reading or taking the lease: {e}"),
@@ -165,7 +166,7 @@ pub async fn acquire(
         }
     };
     tracing::info!(identity = %settings.identity, "acquired the lease; reconciling");
-    let lease = Arc::new(Mutex::new(*lease));
+    let lease = Arc::new(Mutex::new(lease));
     let renewer = tokio::spawn(renew(api.clone(), settings.clone(), lease.clone(), fence.clone()));
     Ok(Some(Leadership { renewer, lease, api, fence, identity: settings.identity.clone() }))
 }
