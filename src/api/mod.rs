@@ -60,6 +60,8 @@ pub mod conditions {
     pub const REASON_SUSPENDED: &str = "Suspended";
     pub const REASON_ORG_NOT_FOUND: &str = "OrgNotFound";
     pub const REASON_ORG_NOT_ALLOWED: &str = "OrgNotAllowed";
+    /// A ClusterOktaOrg's spec.apps does not let the credential's namespace manage its app.
+    pub const REASON_APP_NOT_ALLOWED: &str = "AppNotAllowed";
     pub const REASON_OKTA_ERROR: &str = "OktaError";
     /// Okta's rate limit (or samlcred's share of it) leaves no room until a reset further away than
     /// samlcred waits in place; the credential is reconciled again at the reset.

@@ -65,6 +65,27 @@ pub struct ClusterOktaOrgSpec {
     /// Namespaces whose SamlAppCredentials may use this org. Empty or absent: every namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_selector: Option<LabelSelector>,
+
+    /// Which Okta apps the admitted namespaces may manage through this org. Absent: every app of the
+    /// org. Present: a SamlAppCredential may manage an app only if an entry whose namespaceSelector
+    /// matches its namespace lists the app's ID; any other is Ready=False AppNotAllowed, and
+    /// samlcred makes no Okta call for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub apps: Option<Vec<AppGrant>>,
+}
+
+/// Apps that some namespaces may manage through a ClusterOktaOrg.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppGrant {
+    /// The namespaces this entry is for. Empty: every namespace that spec.namespaceSelector admits.
+    #[serde(default)]
+    pub namespace_selector: LabelSelector,
+
+    /// IDs of the Okta apps those namespaces may manage (for example 0oa1b2c3d4e5f6g7h8i9).
+    #[schemars(length(min = 1, max = 1024))]
+    pub app_ids: Vec<String>,
 }
 
 /// Exactly one way to authenticate.

@@ -85,7 +85,7 @@ async fn plan_one(
     let generation = credential.metadata.generation;
     let backoff = credential::backoff_remaining(&Settings::default(), credential.status.as_ref(), generation, now);
     let status = credential::status_for_planning(credential.status.clone(), &credential.spec, generation);
-    let (org_key, okta) = clients.for_credential(&namespace, &credential.spec.org_ref).await?;
+    let (org_key, okta) = clients.for_credential(&namespace, &credential.spec.org_ref, &credential.spec.app_id).await?;
     let secrets = Api::namespaced(kube.client.clone(), &namespace);
     let observed = credential::observe(credential, &kube.client, &okta, &secrets, &status).await?;
     let claimant = samlcred::controller::older_claimant(credential, &org_key, everyone.iter());

@@ -48,6 +48,7 @@ impl StepError {
             StepError::Okta(_) | StepError::ActivationNotConfirmed { .. } => conditions::REASON_OKTA_ERROR,
             StepError::Org(OrgError::NotFound { .. }) => conditions::REASON_ORG_NOT_FOUND,
             StepError::Org(OrgError::NotAllowed { .. }) => conditions::REASON_ORG_NOT_ALLOWED,
+            StepError::Org(OrgError::AppNotAllowed { .. }) => conditions::REASON_APP_NOT_ALLOWED,
             StepError::Org(OrgError::InvalidSpec(_)) | StepError::InvalidSpec => conditions::REASON_INVALID_SPEC,
             StepError::InvalidMetadata(_) => conditions::REASON_INVALID_METADATA,
             StepError::Org(OrgError::Kube(_)) | StepError::Kube(_) => "KubernetesError",
@@ -156,7 +157,7 @@ async fn step(
     let name = credential.name_any();
     let namespace = credential.namespace().unwrap_or_default();
     let spec = &credential.spec;
-    let (org_key, okta) = ctx.orgs.for_credential(&namespace, &spec.org_ref).await?;
+    let (org_key, okta) = ctx.orgs.for_credential(&namespace, &spec.org_ref, &spec.app_id).await?;
     let older_claimant = ctx.older_claimant(credential, &org_key);
     let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
     let observed = observe(credential, &ctx.kube, &okta, &secrets, &status).await?;

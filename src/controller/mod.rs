@@ -195,7 +195,8 @@ impl Context {
 }
 
 /// The oldest of `others` that manages the same org and app as `credential`, when it is older
-/// (creation time, then namespace and name); named `ns/name` when in another namespace. The
+/// (creation time, then namespace and name); by name in the same namespace, and only as "in another
+/// namespace" otherwise, so a Conflict never shows one team another team's objects. The
 /// controller and `samlcred plan` both decide conflicts with it.
 pub fn older_claimant<'a>(
     credential: &SamlAppCredential,
@@ -212,7 +213,8 @@ pub fn older_claimant<'a>(
         .filter(|other| other.metadata.deletion_timestamp.is_none() && age(other) < mine)
         .min_by_key(|other| age(other))
         .map(|other| match other.namespace() {
-            Some(ns) if Some(&ns) != credential.namespace().as_ref() => format!("{ns}/{}", other.name_any()),
+            // Another tenant's object names stay with that tenant: say only that it exists.
+            Some(ns) if Some(&ns) != credential.namespace().as_ref() => "in another namespace".to_string(),
             _ => other.name_any(),
         })
 }

@@ -18,6 +18,8 @@ pub enum OrgError {
     NotFound { kind: &'static str, name: String },
     #[error("ClusterOktaOrg {name} does not allow namespace {namespace} (spec.namespaceSelector)")]
     NotAllowed { name: String, namespace: String },
+    #[error("ClusterOktaOrg {name} does not let namespace {namespace} manage app {app_id} (spec.apps)")]
+    AppNotAllowed { name: String, namespace: String, app_id: String },
     #[error("{0}")]
     InvalidSpec(String),
     #[error("kubernetes API: {0}")]
@@ -65,11 +67,13 @@ impl OrgClients {
         OrgClients { kube, settings, clients: Mutex::new(HashMap::new()) }
     }
 
-    /// The org a credential in `namespace` refers to, checked against a ClusterOktaOrg's selector.
+    /// The org a credential in `namespace` for `app_id` refers to, checked against a
+    /// ClusterOktaOrg's namespaceSelector and apps.
     pub async fn for_credential(
         &self,
         namespace: &str,
         org_ref: &OrgRef,
+        app_id: &str,
     ) -> Result<(OrgKey, Arc<OktaClient>), OrgError> {
         let key = match org_ref.kind {
             OrgKind::OktaOrg => {
@@ -79,12 +83,17 @@ impl OrgClients {
                 OrgKey { kind: OrgKind::ClusterOktaOrg, namespace: None, name: org_ref.name.clone() }
             }
         };
-        let client = self.client(&key, Some(namespace)).await?;
+        let client = self.client(&key, Some((namespace, app_id))).await?;
         Ok((key, client))
     }
 
-    /// The client of one org. With `for_namespace`, a ClusterOktaOrg must allow that namespace.
-    pub async fn client(&self, key: &OrgKey, for_namespace: Option<&str>) -> Result<Arc<OktaClient>, OrgError> {
+    /// The client of one org. With `for_credential` (namespace, app ID), a ClusterOktaOrg must
+    /// allow that namespace and that app.
+    pub async fn client(
+        &self,
+        key: &OrgKey,
+        for_credential: Option<(&str, &str)>,
+    ) -> Result<Arc<OktaClient>, OrgError> {
         let (spec, fingerprint_of_org, secrets_namespace) = match &key.namespace {
             Some(ns) => {
                 let org = Api::<OktaOrg>::namespaced(self.kube.clone(), ns)
@@ -98,8 +107,8 @@ impl OrgClients {
                     .get_opt(&key.name)
                     .await?
                     .ok_or_else(|| OrgError::NotFound { kind: "ClusterOktaOrg", name: key.name.clone() })?;
-                if let Some(namespace) = for_namespace {
-                    self.check_selector(&key.name, org.spec.namespace_selector.as_ref(), namespace).await?;
+                if let Some((namespace, app_id)) = for_credential {
+                    self.check_allowed(&key.name, &org.spec, namespace, app_id).await?;
                 }
                 (org.spec.org.clone(), fingerprint(&org.metadata), self.settings.cluster_resource_namespace.clone())
             }
@@ -134,22 +143,37 @@ impl OrgClients {
         OktaClient::new(config).map_err(|e| OrgError::InvalidSpec(e.to_string()))
     }
 
-    async fn check_selector(
+    /// A ClusterOktaOrg admits the namespace (namespaceSelector) and, with spec.apps, the app.
+    async fn check_allowed(
         &self,
         org: &str,
-        selector: Option<&LabelSelector>,
+        spec: &crate::api::ClusterOktaOrgSpec,
         namespace: &str,
+        app_id: &str,
     ) -> Result<(), OrgError> {
-        let Some(selector) = selector else { return Ok(()) };
+        if spec.namespace_selector.is_none() && spec.apps.is_none() {
+            return Ok(());
+        }
         let ns = Api::<Namespace>::all(self.kube.clone()).get(namespace).await?;
         let labels = ns.metadata.labels.unwrap_or_default();
-        let allowed = selector_matches(selector, &labels)
-            .map_err(|e| OrgError::InvalidSpec(format!("ClusterOktaOrg {org} spec.namespaceSelector: {e}")))?;
-        if allowed {
-            Ok(())
-        } else {
-            Err(OrgError::NotAllowed { name: org.to_string(), namespace: namespace.to_string() })
+        let matches = |selector: &LabelSelector, field: &str| {
+            selector_matches(selector, &labels)
+                .map_err(|e| OrgError::InvalidSpec(format!("ClusterOktaOrg {org} {field}: {e}")))
+        };
+        if let Some(selector) = &spec.namespace_selector
+            && !matches(selector, "spec.namespaceSelector")?
+        {
+            return Err(OrgError::NotAllowed { name: org.to_string(), namespace: namespace.to_string() });
         }
+        let Some(grants) = &spec.apps else { return Ok(()) };
+        for (i, grant) in grants.iter().enumerate() {
+            if grant.app_ids.iter().any(|id| id == app_id)
+                && matches(&grant.namespace_selector, &format!("spec.apps[{i}].namespaceSelector"))?
+            {
+                return Ok(());
+            }
+        }
+        Err(OrgError::AppNotAllowed { name: org.to_string(), namespace: namespace.to_string(), app_id: app_id.into() })
     }
 }
 
