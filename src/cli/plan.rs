@@ -88,7 +88,8 @@ async fn plan_one(
     let (org_key, okta) = clients.for_credential(&namespace, &credential.spec.org_ref, &credential.spec.app_id).await?;
     let secrets = Api::namespaced(kube.client.clone(), &namespace);
     let observed = credential::observe(credential, &kube.client, &okta, &secrets, &status).await?;
-    let claimant = samlcred::controller::older_claimant(credential, &org_key, everyone.iter());
+    let claimant =
+        samlcred::controller::older_claimant(credential, &org_key, everyone.iter(), |key| clients.origin_of(key));
     let input = credential::plan_input(credential, &status, &observed, claimant.as_deref(), now);
     let plan = rotation::plan(&input);
     let (action, when, mut detail) = describe(credential, &input, &plan, now);

@@ -158,7 +158,7 @@ async fn step(
     let namespace = credential.namespace().unwrap_or_default();
     let spec = &credential.spec;
     let (org_key, okta) = ctx.orgs.for_credential(&namespace, &spec.org_ref, &spec.app_id).await?;
-    let older_claimant = ctx.older_claimant(credential, &org_key);
+    let older_claimant = ctx.older_claimant(credential, &org_key).await;
     let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
     let observed = observe(credential, &ctx.kube, &okta, &secrets, &status).await?;
     let Observed { view, ownership, rendered, current, .. } = &observed;

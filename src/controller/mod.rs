@@ -187,29 +187,47 @@ impl Context {
         }
     }
 
-    /// The oldest other watched credential that manages the same org and app, when it is older.
-    pub fn older_claimant(&self, credential: &SamlAppCredential, org: &OrgKey) -> Option<String> {
+    /// The oldest other watched credential that manages the same Okta org and app, when it is older.
+    pub async fn older_claimant(&self, credential: &SamlAppCredential, org: &OrgKey) -> Option<String> {
         let everyone: Vec<_> = self.credentials.iter().flat_map(|store| store.state()).collect();
-        older_claimant(credential, org, everyone.iter().map(|c| &**c))
+        // Which Okta org another credential's org object names is known once its client was built;
+        // build it now for the (rare) other credentials on the same app, so none is missed.
+        for other in everyone.iter().filter(|c| c.spec.app_id == credential.spec.app_id && c.uid() != credential.uid())
+        {
+            let key = org_key(other);
+            if key != *org && self.orgs.origin_of(&key).is_none() {
+                let _ = self.orgs.client(&key, None).await;
+            }
+        }
+        let origin = |key: &OrgKey| self.orgs.origin_of(key);
+        older_claimant(credential, org, everyone.iter().map(|c| &**c), origin)
     }
 }
 
-/// The oldest of `others` that manages the same org and app as `credential`, when it is older
+/// The oldest of `others` that manages the same Okta org and app as `credential`, when it is older
 /// (creation time, then namespace and name); by name in the same namespace, and only as "in another
-/// namespace" otherwise, so a Conflict never shows one team another team's objects. The
+/// namespace" otherwise, so a Conflict never shows one team another team's objects. Two org objects
+/// are the same Okta org when `origin` gives both the same URL origin (an OktaOrg and a
+/// ClusterOktaOrg for one org, say); an org object samlcred has not used yet counts by its name. The
 /// controller and `samlcred plan` both decide conflicts with it.
 pub fn older_claimant<'a>(
     credential: &SamlAppCredential,
     org: &OrgKey,
     others: impl Iterator<Item = &'a SamlAppCredential>,
+    origin: impl Fn(&OrgKey) -> Option<String>,
 ) -> Option<String> {
     let age = |c: &SamlAppCredential| {
         (c.metadata.creation_timestamp.as_ref().map(|t| t.0), c.namespace().unwrap_or_default(), c.name_any())
     };
     let mine = age(credential);
+    let my_origin = origin(org);
+    let same_org = |other: &SamlAppCredential| {
+        let key = org_key(other);
+        key == *org || (my_origin.is_some() && origin(&key) == my_origin)
+    };
     others
         .filter(|other| other.uid() != credential.uid() && other.spec.app_id == credential.spec.app_id)
-        .filter(|other| same_org(other, org))
+        .filter(|other| same_org(other))
         .filter(|other| other.metadata.deletion_timestamp.is_none() && age(other) < mine)
         .min_by_key(|other| age(other))
         .map(|other| match other.namespace() {
@@ -219,14 +237,17 @@ pub fn older_claimant<'a>(
         })
 }
 
-fn same_org(credential: &SamlAppCredential, org: &OrgKey) -> bool {
+/// The org object a credential's orgRef names.
+pub fn org_key(credential: &SamlAppCredential) -> OrgKey {
     let r = &credential.spec.org_ref;
-    r.kind == org.kind
-        && r.name == org.name
-        && match r.kind {
-            OrgKind::OktaOrg => credential.namespace() == org.namespace,
-            OrgKind::ClusterOktaOrg => true,
-        }
+    OrgKey {
+        kind: r.kind,
+        namespace: match r.kind {
+            OrgKind::OktaOrg => credential.namespace(),
+            OrgKind::ClusterOktaOrg => None,
+        },
+        name: r.name.clone(),
+    }
 }
 
 /// Test-only crash points: when `SAMLCRED_FAILPOINT` names this point, the process exits at once,

@@ -3,7 +3,7 @@
 //! rate-limit state must be shared by every credential of that org) until the org or its Secrets change.
 
 use crate::api::{self, ClusterOktaOrg, OktaAuth, OktaOrg, OktaOrgSpec, OrgKind, OrgRef, SecretKeyRef};
-use crate::okta::{self, Auth, MetricsHook, OktaClient, OrgConfig, PrivateKey, WriteFence};
+use crate::okta::{self, Auth, MetricsHook, OktaClient, OrgConfig, PrivateKey, RateLimiter, WriteFence};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::Api;
@@ -60,11 +60,22 @@ pub struct OrgClients {
     kube: kube::Client,
     settings: OrgSettings,
     clients: Mutex<HashMap<OrgKey, (String, Arc<OktaClient>)>>,
+    /// One rate limiter per Okta org (by URL origin), whichever org objects name it, kept across
+    /// client rebuilds: Okta counts the org's requests, so maxShare must hold across them all.
+    limiters: Mutex<HashMap<String, Arc<RateLimiter>>>,
+    /// The Okta org (URL origin) each org object named when its client was last built.
+    origins: Mutex<HashMap<OrgKey, String>>,
 }
 
 impl OrgClients {
     pub fn new(kube: kube::Client, settings: OrgSettings) -> OrgClients {
-        OrgClients { kube, settings, clients: Mutex::new(HashMap::new()) }
+        OrgClients {
+            kube,
+            settings,
+            clients: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
+            origins: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The org a credential in `namespace` for `app_id` refers to, checked against a
@@ -122,8 +133,14 @@ impl OrgClients {
             return Ok(client.clone());
         }
         let client = Arc::new(self.build(&spec, auth)?);
+        self.origins.lock().unwrap().insert(key.clone(), origin(client.base_url()));
         self.clients.lock().unwrap().insert(key.clone(), (fingerprint, client.clone()));
         Ok(client)
+    }
+
+    /// The Okta org (URL origin) an org object named when samlcred last used it; `None` before.
+    pub fn origin_of(&self, key: &OrgKey) -> Option<String> {
+        self.origins.lock().unwrap().get(key).cloned()
     }
 
     /// Forgets the client of an org (after it was deleted).
@@ -140,6 +157,14 @@ impl OrgClients {
         config.allow_insecure_http = self.settings.allow_insecure_http;
         config.metrics = self.settings.metrics.clone();
         config.fence = self.settings.fence.clone();
+        let limiter = self
+            .limiters
+            .lock()
+            .unwrap()
+            .entry(origin(&config.base_url))
+            .or_insert_with(|| Arc::new(RateLimiter::new(config.max_share_percent)))
+            .clone();
+        config.limiter = Some(limiter);
         OktaClient::new(config).map_err(|e| OrgError::InvalidSpec(e.to_string()))
     }
 
@@ -175,6 +200,11 @@ impl OrgClients {
         }
         Err(OrgError::AppNotAllowed { name: org.to_string(), namespace: namespace.to_string(), app_id: app_id.into() })
     }
+}
+
+/// What identifies an Okta org: scheme, host and port of its URL (host names are case-insensitive).
+pub fn origin(url: &url::Url) -> String {
+    url.origin().ascii_serialization()
 }
 
 fn fingerprint(meta: &kube::api::ObjectMeta) -> String {

@@ -53,6 +53,8 @@ pub struct OrgConfig {
     pub timeout: Duration,
     pub retry: RetryPolicy,
     pub metrics: Option<Arc<dyn MetricsHook>>,
+    /// The org's rate limiter, shared with other clients of the same Okta org; `None` makes one.
+    pub limiter: Option<Arc<RateLimiter>>,
     /// Consulted before every write (leader election closes it on a replica that may have lost
     /// the lease); `None` lets every write through.
     pub fence: Option<Arc<dyn WriteFence>>,
@@ -68,6 +70,7 @@ impl OrgConfig {
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             metrics: None,
+            limiter: None,
             fence: None,
         }
     }
@@ -186,13 +189,20 @@ impl OktaClient {
             .build()
             .map_err(|err| OktaError::Config(format!("HTTP client: {err}")))?;
         let auth = Authenticator::new(config.auth, &config.base_url)?;
+        let limiter = match config.limiter {
+            Some(shared) => {
+                shared.set_max_share(config.max_share_percent);
+                shared
+            }
+            None => Arc::new(RateLimiter::new(config.max_share_percent)),
+        };
         Ok(OktaClient {
             inner: Arc::new(Inner {
                 base_url: config.base_url,
                 auth,
                 transport: Transport {
                     http,
-                    limiter: RateLimiter::new(config.max_share_percent),
+                    limiter,
                     metrics: config.metrics,
                     fence: config.fence,
                     timeout: config.timeout,

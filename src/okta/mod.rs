@@ -22,6 +22,6 @@ pub use auth::{Auth, DEFAULT_SCOPES, DpopMode, PrivateKey};
 pub use cert::CertificateInfo;
 pub use client::{OktaClient, OrgConfig, RetryPolicy, check_base_url, install_crypto_provider};
 pub use error::{ErrorBody, ErrorClass, OktaError};
-pub use ratelimit::BucketStatus;
+pub use ratelimit::{BucketStatus, RateLimiter};
 pub use transport::{MetricsHook, RequestRecord, WriteFence};
 pub use types::{AppQuery, Application, ApplicationCredentials, KeyCredential, SigningCredential};

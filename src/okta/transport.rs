@@ -64,7 +64,7 @@ pub struct Outgoing<'a> {
 
 pub struct Transport {
     pub http: reqwest::Client,
-    pub limiter: RateLimiter,
+    pub limiter: Arc<RateLimiter>,
     pub metrics: Option<Arc<dyn MetricsHook>>,
     pub fence: Option<Arc<dyn WriteFence>>,
     pub timeout: Duration,

@@ -27,6 +27,7 @@ pub use headers::{MAX_RESET_AHEAD, RateLimitHeaders, SKEW_TOLERANCE};
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
@@ -81,8 +82,11 @@ pub struct BucketStatus {
     pub in_flight: u32,
 }
 
+/// The pacing of one Okta org. Shared by every client of that org (several org objects may name
+/// the same Okta org, and a client is rebuilt when its credentials rotate), since Okta counts the
+/// org's requests, not the client's.
 pub struct RateLimiter {
-    share_percent: u32,
+    share_percent: AtomicU32,
     buckets: Mutex<HashMap<String, Bucket>>,
     changed: Notify,
 }
@@ -121,15 +125,22 @@ impl Drop for Permit<'_> {
 impl RateLimiter {
     pub fn new(max_share_percent: u8) -> RateLimiter {
         RateLimiter {
-            share_percent: u32::from(max_share_percent.clamp(1, 100)),
+            share_percent: AtomicU32::new(u32::from(max_share_percent.clamp(1, 100))),
             buckets: Mutex::new(HashMap::new()),
             changed: Notify::new(),
         }
     }
 
+    /// Changes the share (the org object that configures it was edited, or another one names the
+    /// same Okta org: the one built last applies).
+    pub fn set_max_share(&self, max_share_percent: u8) {
+        self.share_percent.store(u32::from(max_share_percent.clamp(1, 100)), Ordering::Relaxed);
+        self.changed.notify_waiters();
+    }
+
     /// Requests samlcred may send per window in a bucket of `limit`.
     pub fn allowed_per_window(&self, limit: u32) -> u32 {
-        let share = u64::from(limit) * u64::from(self.share_percent) / 100;
+        let share = u64::from(limit) * u64::from(self.share_percent.load(Ordering::Relaxed)) / 100;
         u32::try_from(share).unwrap_or(u32::MAX).max(1)
     }
 
