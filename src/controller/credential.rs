@@ -64,6 +64,9 @@ impl StepError {
     }
 }
 
+/// When a reconcile whose org used up its share of the workers tries again.
+const ORG_SHARE_RETRY: Duration = Duration::from_millis(500);
+
 /// How often a rotation waiting for its restart targets looks at them again.
 const ROLLOUT_POLL: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
 
@@ -95,6 +98,11 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
         return Ok(Action::requeue(wait));
     }
     let status = status_for_planning(cached, &credential.spec, generation);
+    // Held until the reconcile ends. An org that already uses its share of the workers (it may be
+    // stalling) must not take the others' too: give this worker back and come back shortly.
+    let Some(_slot) = ctx.org_shares.try_take(&super::org_key(&credential)) else {
+        return Ok(Action::requeue(ORG_SHARE_RETRY));
+    };
 
     let started = std::time::Instant::now();
     let writer = StatusWriter::new(&api, &credential);

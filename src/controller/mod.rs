@@ -3,6 +3,7 @@
 //! `workloads` write back; `guard` keeps a panicking reconcile from ending the process.
 
 pub mod credential;
+pub mod fairness;
 pub mod guard;
 pub mod observe;
 pub mod org_status;
@@ -98,6 +99,8 @@ pub struct Context {
     pub activations: Mutex<HashMap<String, String>>,
     /// The last failure of each credential (by uid) this process recorded.
     pub failures: Mutex<HashMap<String, FailureRecord>>,
+    /// Each org's share of the reconcile workers.
+    pub org_shares: fairness::OrgShares,
 }
 
 /// A failed reconcile, as this process remembers it.

@@ -171,6 +171,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         credentials: stores.clone(),
         failures: Default::default(),
         activations: Default::default(),
+        org_shares: crate::controller::fairness::OrgShares::new(usize::from(args.concurrency)),
     });
 
     let config = controller::Config::default().concurrency(args.concurrency);

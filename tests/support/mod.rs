@@ -54,11 +54,16 @@ pub async fn install_crds() {
 
 impl World {
     pub async fn new(prefix: &str) -> World {
+        World::with_sim(prefix, SimConfig::default()).await
+    }
+
+    /// A world whose simulator runs with `config` (for example lifted rate limits).
+    pub async fn with_sim(prefix: &str, config: SimConfig) -> World {
         samlcred::okta::install_crypto_provider();
         let client = testenv::client().await.unwrap();
         install_crds().await;
         let ns = TestNamespace::create(&client, prefix).await.unwrap();
-        let sim = OktaSim::start(SimConfig::default()).await.unwrap();
+        let sim = OktaSim::start(config).await.unwrap();
         sim.add_api_token(TOKEN);
         let world = World { client, ns, sim };
         world
