@@ -108,6 +108,7 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
     let writer = StatusWriter::new(&api, &credential);
     let result = step(&credential, &ctx, &writer, status.clone(), now).await;
     ctx.metrics.reconcile_duration(started.elapsed());
+    let mut remembered = None;
     let (next, action) = match result {
         Ok(done) => {
             let mut next = done.status;
@@ -138,7 +139,7 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
                 let wait = jiff::SignedDuration::try_from(wait).ok()?;
                 now.checked_add(wait).ok()
             });
-            ctx.remember_failure(&uid, next.failed_attempts, now, generation, reset_at);
+            remembered = Some((next.failed_attempts, reset_at));
             let ready = ConditionState { type_: conditions::READY, status: false, reason, message };
             set_condition(&mut next.conditions, ready, generation, now);
             let rotating = rotating_condition(&next, None);
@@ -151,6 +152,11 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
         }
     };
     writer.write(&next).await?;
+    // Only a failure that status records is remembered: should the write lose a race (409), the
+    // retry must run the step again and record it, not sit out a backoff nobody can see.
+    if let Some((attempts, reset_at)) = remembered {
+        ctx.remember_failure(&uid, attempts, now, generation, reset_at);
+    }
     ctx.metrics.observe_credential(&credential, &next);
     Ok(action)
 }
