@@ -55,63 +55,47 @@ impl LeaseSettings {
     }
 }
 
-/// The gate on Okta writes: open only while this replica holds the lease with margin.
-#[derive(Debug, Clone, Default)]
+/// The gate on Okta writes: open only while this replica holds the lease with margin. (Without
+/// leader election there is no fence at all.)
+#[derive(Debug, Clone)]
 pub struct LeaseFence {
-    inner: Arc<Mutex<FenceState>>,
-}
-
-#[derive(Debug, Default)]
-struct FenceState {
-    /// `None` while leader election is off (every write passes); otherwise the end of leadership.
-    held_until: Option<Instant>,
-    enabled: bool,
+    /// The end of this replica's leadership; `None` before it was acquired and after it was lost.
+    held_until: Arc<Mutex<Option<Instant>>>,
+    /// Writes stop this long before `held_until`, for the request in flight.
     margin: Duration,
 }
 
 impl LeaseFence {
     /// A fence that stays closed until [`LeaseFence::extend`] opens it.
     pub fn closed(margin: Duration) -> LeaseFence {
-        let fence = LeaseFence::default();
-        {
-            let mut state = fence.inner.lock().unwrap();
-            state.enabled = true;
-            state.margin = margin;
-        }
-        fence
+        LeaseFence { held_until: Arc::new(Mutex::new(None)), margin }
     }
 
     /// This replica holds the lease until `until` (monotonic; never moves backwards).
     fn extend(&self, until: Instant) {
-        let mut state = self.inner.lock().unwrap();
-        state.held_until = Some(state.held_until.map_or(until, |held| held.max(until)));
+        let mut held = self.held_until.lock().unwrap();
+        *held = Some(held.map_or(until, |held| held.max(until)));
     }
 
-    /// Closes the fence for good (the lease is lost or released).
+    /// Closes the fence (the lease is lost or released).
     fn close(&self) {
-        let mut state = self.inner.lock().unwrap();
-        state.enabled = true;
-        state.held_until = None;
+        *self.held_until.lock().unwrap() = None;
     }
 
-    /// How much longer writes are allowed; `None` when leader election is off.
-    pub fn remaining(&self) -> Option<Duration> {
-        let state = self.inner.lock().unwrap();
-        if !state.enabled {
-            return None;
-        }
-        let until = state.held_until.and_then(|held| held.checked_sub(state.margin));
-        Some(until.map_or(Duration::ZERO, |until| until.saturating_duration_since(Instant::now())))
+    /// How much longer writes are allowed.
+    pub fn remaining(&self) -> Duration {
+        let held = *self.held_until.lock().unwrap();
+        let until = held.and_then(|held| held.checked_sub(self.margin));
+        until.map_or(Duration::ZERO, |until| until.saturating_duration_since(Instant::now()))
     }
 }
 
 impl WriteFence for LeaseFence {
     fn check(&self) -> Result<(), String> {
-        match self.remaining() {
-            None => Ok(()),
-            Some(left) if !left.is_zero() => Ok(()),
-            Some(_) => Err("this replica may no longer hold the leader lease".into()),
+        if self.remaining().is_zero() {
+            return Err("this replica may no longer hold the leader lease".into());
         }
+        Ok(())
     }
 }
 
@@ -343,7 +327,6 @@ mod tests {
         let fence = LeaseFence::closed(Duration::from_secs(2));
         fence.extend(Instant::now() + Duration::from_secs(1));
         assert!(fence.check().is_err(), "1 s left is inside the 2 s margin");
-        assert!(LeaseFence::default().check().is_ok(), "without leader election every write passes");
     }
 
     #[test]
