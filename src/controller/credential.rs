@@ -182,15 +182,15 @@ async fn step(
     let plan = rotation::plan(&input);
     tracing::debug!(credential = %name, namespace, ?plan, "planned");
     let event = plan.event();
-    let early_note = match &plan {
-        Plan::ActivateBeforeRollout { message, .. } => Some(message.clone()),
-        _ => None,
-    };
     // The planner reports an unparsable spec (InvalidSpec) before anything that needs the policy.
     let policy = Policy::from_spec(spec).ok();
     let policy = || policy.as_ref().ok_or(StepError::InvalidSpec);
     let ready_now = ready_condition(&status, view, ownership == Ownership::Ours && current);
     let mut done = Done { status: status.clone(), ready: ready_now, waiting: None, wake_at: None };
+    if let Plan::ActivateBeforeRollout { message, .. } = &plan {
+        // Said before the switch: expiry overrode the wait for the rollout.
+        ctx.publish(credential, EventType::Warning, events::ACTIVATED_BEFORE_ROLLOUT, message, "Activate").await;
+    }
 
     match plan {
         Plan::Report { reason, message } => {
@@ -274,9 +274,6 @@ async fn step(
             done.wake_at = Some((now + ROLLOUT_POLL).min(until));
         }
         Plan::Activate { kid } | Plan::ActivateBeforeRollout { kid, .. } => {
-            if let Some(note) = early_note {
-                ctx.publish(credential, EventType::Warning, events::ACTIVATED_BEFORE_ROLLOUT, &note, "Activate").await;
-            }
             let activating = record::activating(&status);
             writer.write(&with_generation(&activating, &status)).await?;
             let app = okta.activate_key(&spec.app_id, &kid).await?;

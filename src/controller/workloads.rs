@@ -10,9 +10,9 @@ use crate::api::{FIELD_MANAGER, SamlAppCredential, WorkloadKind, events};
 use crate::rotation::Rollout;
 use crate::secret::Rendered;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::events::EventType;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -35,11 +35,7 @@ pub async fn restart_targets(ctx: &Context, credential: &SamlAppCredential, rend
     let namespace = credential.namespace().unwrap_or_default();
     let hash = data_hash(rendered);
     for target in &credential.spec.rollout_restart_targets {
-        let (api, api_version, kind) = match target.kind {
-            WorkloadKind::Deployment => typed::<Deployment>(&ctx.kube, &namespace),
-            WorkloadKind::StatefulSet => typed::<StatefulSet>(&ctx.kube, &namespace),
-            WorkloadKind::DaemonSet => typed::<DaemonSet>(&ctx.kube, &namespace),
-        };
+        let (api, api_version, kind) = target_api(&ctx.kube, &namespace, target.kind);
         let (type_, note) = match restart(&api, &api_version, &kind, &target.name, &hash).await {
             Ok(Restart::Done) => (
                 EventType::Normal,
@@ -92,8 +88,13 @@ async fn restart(
     Ok(Restart::Done)
 }
 
-fn typed<K: Resource<DynamicType = ()>>(kube: &kube::Client, namespace: &str) -> (Api<DynamicObject>, String, String) {
-    let resource = kube::api::ApiResource::erase::<K>(&());
+/// An Api for a target's kind in `namespace`, with that kind's apiVersion and kind names.
+fn target_api(kube: &kube::Client, namespace: &str, kind: WorkloadKind) -> (Api<DynamicObject>, String, String) {
+    let resource = match kind {
+        WorkloadKind::Deployment => ApiResource::erase::<Deployment>(&()),
+        WorkloadKind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
+        WorkloadKind::DaemonSet => ApiResource::erase::<DaemonSet>(&()),
+    };
     let api = Api::namespaced_with(kube.clone(), namespace, &resource);
     (api, resource.api_version.clone(), resource.kind.clone())
 }
@@ -111,11 +112,7 @@ pub async fn observe_rollout(kube: &kube::Client, credential: &SamlAppCredential
     let hash = data_hash(rendered);
     let mut states = Vec::new();
     for target in &credential.spec.rollout_restart_targets {
-        let (api, _, kind) = match target.kind {
-            WorkloadKind::Deployment => typed::<Deployment>(kube, &namespace),
-            WorkloadKind::StatefulSet => typed::<StatefulSet>(kube, &namespace),
-            WorkloadKind::DaemonSet => typed::<DaemonSet>(kube, &namespace),
-        };
+        let (api, _, kind) = target_api(kube, &namespace, target.kind);
         let state = match api.get_opt(&target.name).await {
             Ok(workload) => target_rollout(target.kind, workload.as_ref(), &hash),
             // Forbidden or failing reads cannot show a rollout: hold activation, and say why.
