@@ -10,9 +10,9 @@ use crate::api::{FIELD_MANAGER, SamlAppCredential, WorkloadKind, events};
 use crate::rotation::Rollout;
 use crate::secret::Rendered;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::events::EventType;
-use kube::ResourceExt;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
