@@ -15,6 +15,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::api::{SecretTemplate, annotations, labels};
 use crate::metadata::{self, MetadataError};
@@ -92,7 +93,23 @@ pub fn render(input: &SecretInput) -> Result<Rendered, MetadataError> {
         annotations.insert(annotations::NOT_AFTER.into(), rfc3339(active.not_after));
         annotations.insert(annotations::X5T_S256.into(), active.x5t_s256.into());
     }
+    // Lets a reader of the Secret's metadata alone (samlcred after a restart) tell that the data is
+    // still what samlcred wrote.
+    annotations.insert(annotations::SECRET_HASH.into(), data_hash(&data));
     Ok(Rendered { data, labels, annotations })
+}
+
+/// Hex SHA-256 over samlcred's data keys and values, in key order: the Secret's
+/// `samlcred.io/secret-hash`, and the same annotation on restarted pod templates.
+pub fn data_hash(data: &BTreeMap<String, ByteString>) -> String {
+    let mut hasher = Sha256::new();
+    for (key, value) in data.iter().filter(|(key, _)| DATA_KEYS.contains(&key.as_str())) {
+        hasher.update((key.len() as u64).to_be_bytes());
+        hasher.update(key.as_bytes());
+        hasher.update((value.0.len() as u64).to_be_bytes());
+        hasher.update(&value.0);
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Rendered {
@@ -127,6 +144,26 @@ pub fn is_current(existing: &Secret, rendered: &Rendered) -> bool {
         && contains(existing.metadata.annotations.as_ref(), &rendered.annotations)
 }
 
+/// The hash of samlcred's data in `existing` when that data is still what samlcred wrote (it
+/// matches the Secret's own `samlcred.io/secret-hash`) and publishes `kids`, in bundle order. What
+/// lets samlcred trust a Secret without rendering it, after a restart.
+pub fn verified_hash(existing: &Secret, kids: &[&str]) -> Option<String> {
+    let empty = BTreeMap::new();
+    let data = existing.data.as_ref().unwrap_or(&empty);
+    let hash = data_hash(data);
+    let annotated = existing.metadata.annotations.as_ref().and_then(|a| a.get(annotations::SECRET_HASH));
+    if annotated != Some(&hash) {
+        return None;
+    }
+    let kid = data.get(KID).map(|v| v.0.as_slice());
+    if kid != kids.first().map(|k| k.as_bytes()) {
+        return None;
+    }
+    let jwks: Value = serde_json::from_slice(&data.get(JWKS_JSON)?.0).ok()?;
+    let listed: Vec<&str> = jwks["keys"].as_array()?.iter().filter_map(|k| k["kid"].as_str()).collect();
+    (listed == kids).then_some(hash)
+}
+
 /// The Secret's data after a write: what others added, with samlcred's keys replaced.
 pub fn merged_data(existing: Option<&Secret>, rendered: &Rendered) -> BTreeMap<String, ByteString> {
     let mut data = existing.and_then(|secret| secret.data.clone()).unwrap_or_default();
@@ -148,13 +185,13 @@ pub enum Ownership {
     Foreign,
 }
 
-pub fn ownership(existing: Option<&Secret>, credential: &str) -> Ownership {
-    let Some(secret) = existing else {
+/// Who the Secret with this metadata belongs to (`None`: there is no such Secret).
+pub fn ownership(existing: Option<&ObjectMeta>, credential: &str) -> Ownership {
+    let Some(meta) = existing else {
         return Ownership::Absent;
     };
-    let label = |key: &str| secret.metadata.labels.as_ref().and_then(|labels| labels.get(key)).map(String::as_str);
-    let annotation =
-        |key: &str| secret.metadata.annotations.as_ref().and_then(|notes| notes.get(key)).map(String::as_str);
+    let label = |key: &str| meta.labels.as_ref().and_then(|labels| labels.get(key)).map(String::as_str);
+    let annotation = |key: &str| meta.annotations.as_ref().and_then(|notes| notes.get(key)).map(String::as_str);
     match (label(labels::MANAGED_BY), label(labels::CREDENTIAL)) {
         (Some(labels::MANAGED_BY_VALUE), Some(owner)) if owner == credential => Ownership::Ours,
         // Another credential's Secret: adopting it would make the two fight over it.
@@ -323,12 +360,29 @@ mod tests {
                 (annotations::KID.to_owned(), "active".to_owned()),
                 (annotations::NOT_AFTER.to_owned(), "2036-01-01T00:00:00Z".to_owned()),
                 (annotations::X5T_S256.to_owned(), "thumb".to_owned()),
+                (annotations::SECRET_HASH.to_owned(), data_hash(&rendered.data)),
                 ("note".to_owned(), "hi".to_owned()),
             ])
         );
         let secret = rendered.to_secret("idp", "apps");
         assert_eq!(secret.type_.as_deref(), Some("Opaque"));
         assert_eq!(secret.metadata.namespace.as_deref(), Some("apps"));
+    }
+
+    #[test]
+    fn a_secret_is_verified_by_its_own_hash_and_kids() {
+        let f = fixture();
+        let rendered = render(&input(&f)).unwrap();
+        let mut secret = rendered.to_secret("idp", "apps");
+        let kids: Vec<String> = {
+            let jwks: Value = serde_json::from_slice(&rendered.data[JWKS_JSON].0).unwrap();
+            jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect()
+        };
+        let kids: Vec<&str> = kids.iter().map(String::as_str).collect();
+        assert_eq!(verified_hash(&secret, &kids), Some(data_hash(&rendered.data)));
+        assert_eq!(verified_hash(&secret, &kids[..1]), None, "a bundle with other kids than status says");
+        secret.data.as_mut().unwrap().insert(BUNDLE_PEM.into(), ByteString(b"edited".to_vec()));
+        assert_eq!(verified_hash(&secret, &kids), None, "data edited after samlcred wrote it");
     }
 
     #[test]
@@ -411,7 +465,7 @@ mod tests {
             (Some(secret(&[(labels::CREDENTIAL, "grafana")], &[])), Ownership::Foreign),
         ];
         for (i, (existing, want)) in cases.iter().enumerate() {
-            assert_eq!(ownership(existing.as_ref(), "grafana"), *want, "case {i}");
+            assert_eq!(ownership(existing.as_ref().map(|s| &s.metadata), "grafana"), *want, "case {i}");
         }
     }
 }

@@ -34,8 +34,8 @@ pub mod annotations {
     pub const X5T_S256: &str = "samlcred.io/x5t-s256";
     /// On the Secret: the Okta app ID.
     pub const APP_ID: &str = "samlcred.io/app-id";
-    /// On a rolloutRestartTargets workload's pod template: a hash of the Secret's data, so that the
-    /// pods roll exactly when the data changes.
+    /// On the Secret, and on a rolloutRestartTargets workload's pod template: a hash of samlcred's
+    /// data in the Secret, so that the pods roll exactly when the data changes.
     pub const SECRET_HASH: &str = "samlcred.io/secret-hash";
 }
 

@@ -84,13 +84,13 @@ async fn plan_one(
     let namespace = credential.namespace().unwrap_or_default();
     let generation = credential.metadata.generation;
     let backoff = credential::backoff_remaining(&Settings::default(), credential.status.as_ref(), generation, now);
-    let status = credential::status_for_planning(credential.status.clone(), &credential.spec, generation);
+    let policy = rotation::Policy::of(&credential.spec);
+    let status = credential::status_for_planning(credential.status.clone(), &policy, generation);
     let (org_key, okta) = clients.for_credential(&namespace, &credential.spec.org_ref, &credential.spec.app_id).await?;
-    let secrets = Api::namespaced(kube.client.clone(), &namespace);
-    let observed = credential::observe(credential, &kube.client, &okta, &secrets, &status).await?;
+    let observed = credential::observe(credential, &kube.client, &okta, &status).await?;
     let claimant =
         samlcred::controller::older_claimant(credential, &org_key, everyone.iter(), |key| clients.origin_of(key));
-    let input = credential::plan_input(credential, &status, &observed, claimant.as_deref(), now);
+    let input = credential::plan_input(credential, &status, &policy, &observed, claimant.as_deref(), now);
     let plan = rotation::plan(&input);
     let (action, when, mut detail) = describe(credential, &input, &plan, now);
     let when = match backoff {

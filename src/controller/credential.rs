@@ -1,7 +1,8 @@
 //! The SamlAppCredential reconciler: observe (the credential, Okta, the Secret), ask the planner for
 //! the one next step, perform it, record it in status, and say when to come back.
 
-use super::observe::{OktaView, key_record, observe_app};
+use super::ledger::{Entry, SecretSeen};
+use super::observe::{self, Need, OktaSnapshot, key_record};
 use super::status::{ConditionState, StatusWriter, Waiting, rotating_condition, set_condition};
 use super::{Context, failpoint, workloads};
 use crate::api::{
@@ -9,11 +10,12 @@ use crate::api::{
     conditions, events,
 };
 use crate::metadata::MetadataError;
-use crate::okta::{OktaClient, OktaError};
+use crate::okta::{ErrorClass, OktaClient, OktaError};
 use crate::rotation::{self, ObservedSecret, Plan, PlanInput, Policy, Rollout, record};
 use crate::secret::{self, KeyMaterial, Ownership, Rendered, SecretInput};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
+use kube::api::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -55,6 +57,19 @@ impl StepError {
         }
     }
 
+    /// Whether trying again soon can help: a rate limit, a 5xx or a timeout can pass; a 403, a
+    /// missing org or an unparsable spec waits for a change.
+    pub fn class(&self) -> ErrorClass {
+        use super::orgs::OrgError;
+        match self {
+            StepError::Okta(e) => e.class(),
+            StepError::Org(OrgError::Kube(_)) | StepError::Kube(_) | StepError::ActivationNotConfirmed { .. } => {
+                ErrorClass::Retryable
+            }
+            StepError::Org(_) | StepError::InvalidSpec | StepError::InvalidMetadata(_) => ErrorClass::Terminal,
+        }
+    }
+
     /// How long until Okta's rate limit lets the step be tried again, when that is why it failed.
     pub fn rate_limit_reset(&self) -> Option<Duration> {
         match self {
@@ -70,34 +85,47 @@ const ORG_SHARE_RETRY: Duration = Duration::from_millis(500);
 /// How often a rotation waiting for its restart targets looks at them again.
 const ROLLOUT_POLL: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
 
-/// What one reconcile did, for the status conditions and the requeue.
+/// A planned wait shorter than this keeps the key material for the step after it (an activation
+/// due minutes after publication renders the Secret again); a longer one frees it.
+const KEEP_MATERIAL_FOR: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
+
+/// How often a reconcile that finds the caches not yet synced comes back.
+const CACHE_SYNC_RETRY: Duration = Duration::from_secs(1);
+
+/// What one reconcile did, for the status conditions, the event and the requeue.
 struct Done {
     status: SamlAppCredentialStatus,
     ready: ConditionState,
     waiting: Option<Waiting>,
     wake_at: Option<Timestamp>,
+    /// The note of the plan's event ([`Plan::event`]); `None`: nothing to say this time.
+    note: Option<String>,
 }
 
 pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) -> Result<Action, kube::Error> {
+    // A reconcile must not take a Secret that the cache has not listed yet for absent.
+    if !ctx.caches_ready(CACHE_SYNC_RETRY).await {
+        return Ok(Action::requeue(CACHE_SYNC_RETRY));
+    }
     let namespace = credential.namespace().unwrap_or_default();
     let api: Api<SamlAppCredential> = Api::namespaced(ctx.kube.clone(), &namespace);
     let now = Timestamp::now();
     let generation = credential.metadata.generation;
-    // The cache can lag behind samlcred's own last status write; what this process remembers of its
-    // last failure is at least as new, so the backoff cannot be skipped by a stale read.
     let uid = credential.uid().unwrap_or_default();
-    if let Some(wait) = ctx.retry_not_before(&uid).and_then(|at| Duration::try_from(at.duration_since(now)).ok()) {
+    // The status samlcred last wrote, should the cache not show it yet: see `ledger`.
+    let (entry, recorded) = ctx.ledger.read(&uid, credential.status.as_ref());
+    if let Some(wait) = entry.not_before.and_then(|at| Duration::try_from(at.duration_since(now)).ok()) {
         // Okta's rate limit has no room before its reset: coming back earlier (say, for
         // samlcred's own status write) would only fail again.
         return Ok(Action::requeue(wait));
     }
-    let cached = ctx.recall_failure(&uid, credential.status.clone(), generation);
-    if let Some(wait) = backoff_remaining(&ctx.settings, cached.as_ref(), generation, now) {
+    if let Some(wait) = backoff_remaining(&ctx.settings, recorded.as_ref(), generation, now) {
         // Still backing off from the last failure: this reconcile was triggered by an event (often
         // samlcred's own status write), not by the requeue the failure asked for.
         return Ok(Action::requeue(wait));
     }
-    let status = status_for_planning(cached, &credential.spec, generation);
+    let policy = Policy::of(&credential.spec);
+    let status = status_for_planning(recorded.clone(), &policy, generation);
     // Held until the reconcile ends. An org that already uses its share of the workers (it may be
     // stalling) must not take the others' too: give this worker back and come back shortly.
     let Some(_slot) = ctx.org_shares.try_take(&super::org_key(&credential)) else {
@@ -105,14 +133,13 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
     };
 
     let started = std::time::Instant::now();
-    let writer = StatusWriter::new(&api, &credential);
-    let result = step(&credential, &ctx, &writer, status.clone(), now).await;
+    let writer = StatusWriter::new(&api, &credential, recorded, &ctx.ledger);
+    let result = step(&credential, &ctx, &writer, &entry, status.clone(), &policy, now).await;
     ctx.metrics.reconcile_duration(started.elapsed());
-    let mut remembered = None;
+    let mut not_before = None;
     let (next, action) = match result {
         Ok(done) => {
             let mut next = done.status;
-            ctx.forget_failure(&uid);
             next.failed_attempts = 0;
             next.last_failure_time = None;
             set_condition(&mut next.conditions, done.ready, generation, now);
@@ -135,235 +162,396 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
             next.last_failure_time = Some(record::time(now));
             // A rate limit says when to come back: at the reset, not after the backoff, and without
             // waiting for it inside this reconcile.
-            let reset_at = failure.rate_limit_reset().and_then(|wait| {
+            not_before = failure.rate_limit_reset().and_then(|wait| {
                 let wait = jiff::SignedDuration::try_from(wait).ok()?;
                 now.checked_add(wait).ok()
             });
-            remembered = Some((next.failed_attempts, reset_at));
             let ready = ConditionState { type_: conditions::READY, status: false, reason, message };
             set_condition(&mut next.conditions, ready, generation, now);
             let rotating = rotating_condition(&next, None);
             set_condition(&mut next.conditions, rotating, generation, now);
-            let action = match reset_at {
-                Some(at) => ctx.settings.requeue_at(now, at),
-                None => Action::requeue(ctx.settings.backoff(next.failed_attempts)),
+            let action = match (not_before, failure.class()) {
+                (Some(at), _) => ctx.settings.requeue_at(now, at),
+                // Trying again soon cannot help (a 403, a bad spec): a change of the credential,
+                // its org or the org's Secret triggers a reconcile, and the resync comes anyway.
+                (None, ErrorClass::Terminal) => ctx.settings.requeue_at(now, now + ctx.settings.okta_resync),
+                (None, ErrorClass::Retryable) => Action::requeue(ctx.settings.backoff(next.failed_attempts)),
             };
             (next, action)
         }
     };
     writer.write(&next).await?;
-    // Only a failure that status records is remembered: should the write lose a race (409), the
-    // retry must run the step again and record it, not sit out a backoff nobody can see.
-    if let Some((attempts, reset_at)) = remembered {
-        ctx.remember_failure(&uid, attempts, now, generation, reset_at);
-    }
+    // Only a rate limit that status records is remembered: should the write fail, the retry must
+    // run the step again and record it, not sit out a reset nobody can see.
+    ctx.ledger.set_not_before(&uid, not_before);
     ctx.metrics.observe_credential(&credential, &next);
     Ok(action)
 }
 
+/// Observes, plans, performs the one step. Okta is read only as far as the plan needs (see
+/// `observe`): a plan made on what the ledger kept is checked against what it needs, and made
+/// again after reading more.
 async fn step(
     credential: &SamlAppCredential,
     ctx: &Context,
     writer: &StatusWriter<'_>,
+    entry: &Entry,
     status: SamlAppCredentialStatus,
+    policy: &Result<Policy, String>,
     now: Timestamp,
 ) -> Result<Done, StepError> {
     let name = credential.name_any();
     let namespace = credential.namespace().unwrap_or_default();
+    let uid = credential.uid().unwrap_or_default();
     let spec = &credential.spec;
     let (org_key, okta) = ctx.orgs.for_credential(&namespace, &spec.org_ref, &spec.app_id).await?;
     let older_claimant = ctx.older_claimant(credential, &org_key).await;
     let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let observed = observe(credential, &ctx.kube, &okta, &secrets, &status).await?;
-    let Observed { view, ownership, rendered, current, .. } = &observed;
-    let (ownership, current) = (*ownership, *current);
 
-    let input = plan_input(credential, &status, &observed, older_claimant.as_deref(), now);
-    let plan = rotation::plan(&input);
-    tracing::debug!(credential = %name, namespace, ?plan, "planned");
-    let event = plan.event();
-    // The planner reports an unparsable spec (InvalidSpec) before anything that needs the policy.
-    let policy = Policy::from_spec(spec).ok();
-    let policy = || policy.as_ref().ok_or(StepError::InvalidSpec);
-    let ready_now = ready_condition(&status, view, ownership == Ownership::Ours && current);
-    let mut done = Done { status: status.clone(), ready: ready_now, waiting: None, wake_at: None };
-    if let Plan::ActivateBeforeRollout { message, .. } = &plan {
-        // Said before the switch: expiry overrode the wait for the rollout.
-        ctx.publish(credential, EventType::Warning, events::ACTIVATED_BEFORE_ROLLOUT, message, "Activate").await;
+    // After a restart a settled credential waits on what status says; its first resync is spread
+    // over the interval by its uid, so a restart does not read every app at once.
+    let kept = entry.okta.clone().filter(|s| s.is_of(&okta, &spec.app_id)).or_else(|| {
+        let read_at = ctx.settings.first_read_at(&uid, now);
+        settled(&status, credential.metadata.generation)
+            .then(|| OktaSnapshot::trusted(&status, okta.clone(), &spec.app_id, read_at))
+            .flatten()
+    });
+    let mut snapshot = match kept {
+        Some(snapshot) => snapshot,
+        None => observe::read(&okta, &spec.app_id, now).await?,
+    };
+    if snapshot.resync_at(ctx.settings.okta_resync) <= now {
+        snapshot = observe::refresh(snapshot, now).await?;
     }
-
-    match plan {
+    let mut observing = Observing {
+        credential,
+        kube: &ctx.kube,
+        secrets: &secrets,
+        caches: Some(&ctx.caches),
+        seen: entry.secret.clone(),
+    };
+    let (mut observed, mut plan) = (None, None);
+    // At most: the kept view, then a read, then the material.
+    for _ in 0..3 {
+        let current = observing.observe(&status, snapshot.clone()).await?;
+        let input = plan_input(credential, &status, policy, &current, older_claimant.as_deref(), now);
+        let planned = rotation::plan(&input);
+        let need = observe::need(&planned, &status);
+        let satisfied = observe::satisfies(&snapshot, &need);
+        (observed, plan) = (Some(current), Some(planned));
+        if satisfied {
+            break;
+        }
+        snapshot = match need {
+            Need::Material(kid) => observe::with_material(snapshot, kid.as_deref(), now).await?,
+            Need::Read | Need::Nothing => observe::read(&okta, &spec.app_id, now).await?,
+        };
+    }
+    let (Some(observed), Some(plan)) = (observed, plan) else { unreachable!("the loop runs at least once") };
+    if let Some(seen) = observing.seen.take() {
+        ctx.ledger.set_secret(&uid, Some(seen));
+    }
+    tracing::debug!(credential = %name, namespace, ?plan, "planned");
+    let policy = || policy.as_ref().map_err(|_| StepError::InvalidSpec);
+    let ready_now = ready_condition(&status, &snapshot.app, observed.ownership == Ownership::Ours && observed.current);
+    let mut done = Done { status: status.clone(), ready: ready_now, waiting: None, wake_at: None, note: None };
+    match &plan {
         Plan::Report { reason, message } => {
             // A report with an event of its own (SecretConflict) announces it once, when it starts.
-            let reported = status.conditions.iter().any(|c| c.type_ == conditions::READY && c.reason == reason);
-            if let Some((rotation::EventType::Warning, event_reason)) = event
-                && !reported
-            {
-                ctx.publish(credential, EventType::Warning, event_reason, &message, "Report").await;
-            }
-            done.ready = ConditionState { type_: conditions::READY, status: false, reason, message };
+            let reported = status.conditions.iter().any(|c| c.type_ == conditions::READY && c.reason == *reason);
+            done.note = (!reported).then(|| message.clone());
+            done.ready = ConditionState { type_: conditions::READY, status: false, reason, message: message.clone() };
             done.wake_at = Some(now + ctx.settings.okta_resync);
         }
         Plan::Adopt { key } => {
-            done.status = record::adopt(&status, &key, policy()?);
-            ctx.publish(
-                credential,
-                EventType::Normal,
-                events::KEY_ADOPTED,
-                &format!("adopted Okta's active key {}", key.kid),
-                "Adopt",
-            )
-            .await;
+            // The Secret is written with the adopted key in the same step: an adoption costs one
+            // Secret write and one status write.
+            let next = record::adopt(&status, key, policy()?);
+            publish(ctx, credential, &secrets, &next, &snapshot).await?;
+            done.ready = ready_condition(&next, &snapshot.app, true);
+            done.status = next;
+            done.note = Some(format!("adopted Okta's active key {}", key.kid));
         }
         Plan::AdoptExternalChange { key } => {
-            done.status = record::adopt_external_change(&status, &key, policy()?, now);
-            let note = format!("Okta now signs with key {}, which samlcred did not activate; adopted it", key.kid);
-            ctx.publish(credential, EventType::Warning, events::EXTERNAL_KEY_CHANGE, &note, "Adopt").await;
+            done.status = record::adopt_external_change(&status, key, policy()?, now);
+            done.note =
+                Some(format!("Okta now signs with key {}, which samlcred did not activate; adopted it", key.kid));
         }
         Plan::RecordActivation { key } => {
-            done.status = record::activation(&status, &key, policy()?, now);
-            // Also reached on a cache that lags behind this process's own activation: count it once.
-            if ctx.first_activation(&credential.uid().unwrap_or_default(), &key.kid) {
-                ctx.metrics.rotation("succeeded");
-                let note = format!("Okta signs with key {}", key.kid);
-                ctx.publish(credential, EventType::Normal, events::KEY_ACTIVATED, &note, "Activate").await;
-            }
+            // Okta already signed with the pending key: samlcred's activation was not recorded (a crash).
+            done.status = record::activation(&status, key, policy()?, now);
+            ctx.metrics.rotation("succeeded");
+            done.note = Some(format!("Okta signs with key {}", key.kid));
         }
         Plan::StartRotation { trigger } => {
-            done.status = record::start_rotation(&status, trigger, input.rotate_token, now);
+            done.status = record::start_rotation(&status, *trigger, plan_rotate_token(credential), now);
             // The intent must be durable before Okta is asked for a key: see rotation's crash recovery.
             writer.write(&with_generation(&done.status, &status)).await?;
         }
         Plan::Generate => {
             let validity = spec.validity_years.clamp(2, 10) as u8;
-            let key = key_record(okta.generate_key(&spec.app_id, validity).await?)?;
+            let generated = okta.generate_key(&spec.app_id, validity).await;
+            // A failed generate may still have made a key: the next reconcile reads Okta afresh.
+            let key = match generated.map_err(StepError::from).and_then(|k| Ok(key_record(k)?)) {
+                Ok(key) => key,
+                Err(e) => {
+                    ctx.ledger.set_okta(&uid, None);
+                    return Err(e);
+                }
+            };
             failpoint("after-generate");
             done.status = record::pending(&status, &key.observed);
-            let note = format!("generated key {} valid until {}", key.observed.kid, key.observed.not_after);
-            ctx.publish(credential, EventType::Normal, events::KEY_GENERATED, &note, "Generate").await;
+            done.note = Some(format!("generated key {} valid until {}", key.observed.kid, key.observed.not_after));
+            snapshot = snapshot.with_generated(&key);
         }
         Plan::ResumeWithOrphan { key } => {
-            done.status = record::pending(&status, &key);
-            let note = format!("took key {} generated before an interruption instead of generating another", key.kid);
-            ctx.publish(credential, EventType::Normal, events::KEY_GENERATED, &note, "Generate").await;
+            done.status = record::pending(&status, key);
+            done.note =
+                Some(format!("took key {} generated before an interruption instead of generating another", key.kid));
         }
         Plan::Publish { kid } => {
-            apply_secret(&secrets, credential, rendered).await?;
-            workloads::restart_targets(ctx, credential, rendered).await;
+            publish(ctx, credential, &secrets, &status, &snapshot).await?;
             failpoint("after-publish");
             done.status = record::published(&status, policy()?, now);
-            let note = format!("published key {kid} in Secret {}", spec.secret_name);
-            ctx.publish(credential, EventType::Normal, events::KEY_PUBLISHED, &note, "Publish").await;
+            done.note = Some(format!("published key {kid} in Secret {}", spec.secret_name));
         }
         Plan::AwaitRollout { stuck, message, until, .. } => {
             // A stuck target is announced once, when it starts holding activation.
             let announced = status.conditions.iter().any(|c| {
                 c.type_ == conditions::ROTATING
                     && c.reason == conditions::REASON_ROLLOUT_STUCK
-                    && c.message.contains(&message)
+                    && c.message.contains(message.as_str())
             });
-            if stuck && !announced {
-                let note = format!(
-                    "activation of key {} waits: {message}",
-                    status.pending_key.as_ref().map(|k| k.kid.as_str()).unwrap_or_default()
-                );
-                ctx.publish(credential, EventType::Warning, events::ROLLOUT_STUCK, &note, "Activate").await;
+            if *stuck && !announced {
+                let pending = status.pending_key.as_ref().map(|k| k.kid.as_str()).unwrap_or_default();
+                done.note = Some(format!("activation of key {pending} waits: {message}"));
             }
-            done.waiting = Some(Waiting::Rollout { stuck, message });
+            done.waiting = Some(Waiting::Rollout { stuck: *stuck, message: message.clone() });
             // Workloads are not watched (no list/watch on them): look again shortly.
-            done.wake_at = Some((now + ROLLOUT_POLL).min(until));
+            done.wake_at = Some((now + ROLLOUT_POLL).min(*until));
         }
         Plan::Activate { kid } | Plan::ActivateBeforeRollout { kid, .. } => {
             let activating = record::activating(&status);
             writer.write(&with_generation(&activating, &status)).await?;
-            let app = okta.activate_key(&spec.app_id, &kid).await?;
+            let app = match okta.activate_key(&spec.app_id, kid).await {
+                Ok(app) => app,
+                Err(e) => {
+                    ctx.ledger.set_okta(&uid, None);
+                    return Err(e.into());
+                }
+            };
             failpoint("after-activate");
             if app.active_kid() != Some(kid.as_str()) {
-                return Err(StepError::ActivationNotConfirmed { kid, actual: app.active_kid().map(str::to_string) });
+                ctx.ledger.set_okta(&uid, None);
+                return Err(StepError::ActivationNotConfirmed {
+                    kid: kid.clone(),
+                    actual: app.active_kid().map(str::to_string),
+                });
             }
-            let key = view.keys.get(&kid).map(|k| k.observed.clone());
+            let key = match &snapshot.app {
+                rotation::ObservedApp::Found { keys, .. } => keys.iter().find(|k| k.kid == *kid).cloned(),
+                rotation::ObservedApp::NotFound => None,
+            };
             let key = match key {
                 Some(key) => key,
-                None => key_record(okta.get_key(&spec.app_id, &kid).await?)?.observed,
+                None => key_record(okta.get_key(&spec.app_id, kid).await?)?.observed,
             };
             done.status = record::activation(&activating, &key, policy()?, now);
-            if ctx.first_activation(&credential.uid().unwrap_or_default(), &kid) {
-                ctx.metrics.rotation("succeeded");
-                let note = format!("Okta signs with key {kid}");
-                ctx.publish(credential, EventType::Normal, events::KEY_ACTIVATED, &note, "Activate").await;
-            }
+            ctx.metrics.rotation("succeeded");
+            done.note = Some(match &plan {
+                Plan::ActivateBeforeRollout { message, .. } => format!("{message}; Okta signs with key {kid}"),
+                _ => format!("Okta signs with key {kid}"),
+            });
+            snapshot = snapshot.with_active(kid);
         }
         Plan::Retire { kids } => {
-            done.status = record::retire(&status, &kids);
-            let note = format!("retired key(s) {} from the bundle", kids.join(", "));
-            ctx.publish(credential, EventType::Normal, events::KEY_RETIRED, &note, "Retire").await;
+            done.status = record::retire(&status, kids);
+            done.note = Some(format!("retired key(s) {} from the bundle", kids.join(", ")));
         }
         Plan::WriteSecret => {
-            apply_secret(&secrets, credential, rendered).await?;
-            workloads::restart_targets(ctx, credential, rendered).await;
-            done.ready = ready_condition(&status, view, true);
+            publish(ctx, credential, &secrets, &status, &snapshot).await?;
+            done.ready = ready_condition(&status, &snapshot.app, true);
         }
         Plan::AwaitApproval { .. } => {
             done.waiting = Some(Waiting::Approval);
             done.wake_at = Some(now + ctx.settings.okta_resync);
         }
         Plan::WaitUntil(at) => {
-            done.wake_at = Some(at);
+            done.wake_at = Some(*at);
         }
     }
+    if let (Some((type_, reason)), Some(note)) = (plan.event(), done.note.as_deref()) {
+        let type_ = match type_ {
+            rotation::EventType::Normal => EventType::Normal,
+            rotation::EventType::Warning => EventType::Warning,
+        };
+        ctx.publish(credential, type_, reason, note, action_of(&plan)).await;
+    }
+    // Okta is read again for drift once the resync interval since the last read has passed.
+    let resync_at = snapshot.resync_at(ctx.settings.okta_resync);
+    done.wake_at = done.wake_at.map(|at| at.min(resync_at));
+    let keep = done.wake_at.is_none_or(|at| at.duration_since(now) < KEEP_MATERIAL_FOR);
+    ctx.ledger.set_okta(&uid, Some(if keep { snapshot } else { snapshot.compact() }));
     Ok(done)
 }
 
-/// What a reconcile reads before it plans: Okta's view of the app, the Secret's ownership, and the
-/// Secret as status describes it. Only reads (Okta GETs, a Secret GET), so `samlcred plan` uses it too.
+/// Writes the Secret for `next` with the material of `snapshot`, restarts the targets, and
+/// remembers what was written.
+async fn publish(
+    ctx: &Context,
+    credential: &SamlAppCredential,
+    secrets: &Api<Secret>,
+    next: &SamlAppCredentialStatus,
+    snapshot: &OktaSnapshot,
+) -> Result<(), StepError> {
+    let rendered = render_with(credential, next, snapshot)?;
+    let written = apply_secret(secrets, credential, &rendered).await?;
+    workloads::restart_targets(ctx, credential, &rendered).await;
+    let spec = &credential.spec;
+    let inputs = observe::secret_inputs(next, credential.metadata.generation, spec.secret_template.as_ref());
+    let hash = secret::data_hash(&rendered.data);
+    let seen = SecretSeen { resource_version: written, hash, inputs };
+    ctx.ledger.set_secret(&credential.uid().unwrap_or_default(), Some(seen));
+    Ok(())
+}
+
+/// The event action of a step.
+fn action_of(plan: &Plan) -> &'static str {
+    match plan {
+        Plan::Report { .. } => "Report",
+        Plan::Adopt { .. } | Plan::AdoptExternalChange { .. } => "Adopt",
+        Plan::Generate | Plan::ResumeWithOrphan { .. } => "Generate",
+        Plan::Publish { .. } | Plan::WriteSecret => "Publish",
+        Plan::RecordActivation { .. }
+        | Plan::Activate { .. }
+        | Plan::ActivateBeforeRollout { .. }
+        | Plan::AwaitRollout { .. }
+        | Plan::AwaitApproval { .. } => "Activate",
+        Plan::Retire { .. } => "Retire",
+        Plan::StartRotation { .. } | Plan::WaitUntil(_) => "Rotate",
+    }
+}
+
+fn plan_rotate_token(credential: &SamlAppCredential) -> Option<&str> {
+    credential.annotations().get(annotations::ROTATE).map(String::as_str)
+}
+
+/// A credential whose status says all is done: an active key, no rotation under way (or a
+/// published key waiting for its activation), no failure, the current spec, and Ready.
+fn settled(status: &SamlAppCredentialStatus, generation: Option<i64>) -> bool {
+    let waiting = status.rotation.as_ref().is_none_or(|r| r.phase == RotationPhase::Published);
+    let ready = status.conditions.iter().any(|c| c.type_ == conditions::READY && c.status == "True");
+    status.active_key.is_some()
+        && waiting
+        && status.failed_attempts == 0
+        && status.observed_generation == generation
+        && ready
+}
+
+/// What a reconcile observed before it planned.
 pub struct Observed {
-    pub view: OktaView,
+    pub app: rotation::ObservedApp,
     pub ownership: Ownership,
-    /// The Secret rendered from `status` and the key material Okta returned.
-    pub rendered: Rendered,
-    /// The existing Secret already holds exactly `rendered` (with the right ownerReferences).
+    /// The Secret holds what status says (see `Observing::observe`).
     pub current: bool,
-    /// The restart targets' rollout of `rendered`, while a published key waits for it.
+    /// The restart targets' rollout of the Secret, while a published key waits for it.
     pub rollout: Rollout,
 }
 
-/// Reads Okta (the app, its keys, the active key's metadata), the Secret and, while a published key
-/// waits for them, the restart targets; writes nothing.
+/// Observes the Secret and the restart targets for one credential, from the cache where it can.
+struct Observing<'a> {
+    credential: &'a SamlAppCredential,
+    kube: &'a kube::Client,
+    secrets: &'a Api<Secret>,
+    /// `None` for `samlcred plan`, which reads the API instead.
+    caches: Option<&'a super::cache::Caches>,
+    /// The Secret as samlcred last wrote or verified it; updated by a verification.
+    seen: Option<SecretSeen>,
+}
+
+impl Observing<'_> {
+    /// The Secret is current when the cache shows the version samlcred wrote or verified for this
+    /// status; otherwise it is read once and checked: against the rendering when the key material
+    /// is at hand, else against its own hash annotation and the kids status publishes.
+    async fn observe(
+        &mut self,
+        status: &SamlAppCredentialStatus,
+        snapshot: OktaSnapshot,
+    ) -> Result<Observed, StepError> {
+        let credential = self.credential;
+        let spec = &credential.spec;
+        let namespace = credential.namespace().unwrap_or_default();
+        let generation = credential.metadata.generation;
+        let inputs = observe::secret_inputs(status, generation, spec.secret_template.as_ref());
+        let from_cache = self.caches.map(|caches| caches.secret(&namespace, &spec.secret_name));
+        let cached = from_cache.clone().flatten();
+        let seen = self.seen.clone();
+        let cached_version = cached.as_ref().and_then(|s| s.metadata.resource_version.clone());
+        let trusted = seen.as_ref().is_some_and(|seen| {
+            seen.inputs == inputs && cached_version.is_some() && seen.resource_version == cached_version
+        });
+        let rendered = match &snapshot.material {
+            Some(_) if !snapshot.trusted => Some(render_with(credential, status, &snapshot)?),
+            _ => None,
+        };
+        let (ownership, current) = if trusted {
+            let meta = cached.as_ref().map(|s| &s.metadata);
+            let ownership = secret::ownership(meta, &credential.name_any());
+            (ownership, ownership == Ownership::Ours && owner_refs_match(credential, meta))
+        } else if matches!(from_cache, Some(None)) && seen.is_none() {
+            // The synced cache has no such Secret, and samlcred did not just write one.
+            (Ownership::Absent, false)
+        } else {
+            let existing = self.secrets.get_opt(&spec.secret_name).await?;
+            let meta = existing.as_ref().map(|s| &s.metadata);
+            let ownership = secret::ownership(meta, &credential.name_any());
+            let published = rotation::published(status);
+            let kids = published.kids();
+            let verified = existing.as_ref().and_then(|existing| match &rendered {
+                Some(rendered) => secret::is_current(existing, rendered).then(|| secret::data_hash(&rendered.data)),
+                None => secret::verified_hash(existing, &kids)
+                    .filter(|hash| seen.as_ref().is_none_or(|seen| seen.inputs != inputs || seen.hash == *hash)),
+            });
+            let current = ownership == Ownership::Ours && verified.is_some() && owner_refs_match(credential, meta);
+            if let (true, Some(hash)) = (current, verified) {
+                let resource_version = existing.as_ref().and_then(|s| s.metadata.resource_version.clone());
+                self.seen = Some(SecretSeen { resource_version, hash, inputs });
+            }
+            (ownership, current)
+        };
+        let published = status.rotation.as_ref().is_some_and(|r| r.phase == RotationPhase::Published);
+        let rollout =
+            match (&self.seen, published && status.pending_key.is_some() && workloads::waits_for_rollout(spec)) {
+                (Some(seen), true) if current => workloads::observe_rollout(self.kube, credential, &seen.hash).await,
+                (_, true) => Rollout::InProgress(format!("Secret {} is not written yet", spec.secret_name)),
+                (_, false) => Rollout::NotWaiting,
+            };
+        Ok(Observed { app: snapshot.app.clone(), ownership, current, rollout })
+    }
+}
+
+/// What `samlcred plan` reads: Okta through GETs only, the Secret, the restart targets. Writes
+/// nothing and keeps nothing.
 pub async fn observe(
     credential: &SamlAppCredential,
     kube: &kube::Client,
-    okta: &OktaClient,
-    secrets: &Api<Secret>,
+    okta: &Arc<OktaClient>,
     status: &SamlAppCredentialStatus,
 ) -> Result<Observed, StepError> {
-    let spec = &credential.spec;
-    let view = observe_app(okta, &spec.app_id).await?;
-    let existing = secrets.get_opt(&spec.secret_name).await?;
-    let ownership = secret::ownership(existing.as_ref(), &credential.name_any());
-    let metadata_xml = match &status.active_key {
-        Some(active) if view.keys.contains_key(&active.kid) => {
-            Some(okta.saml_metadata(&spec.app_id, &active.kid).await?)
-        }
-        _ => None,
-    };
-    // Metadata samlcred cannot publish stops the reconcile before any step: the Secret stays as it
-    // was, and no key is activated that SPs reading metadata.xml could not have learnt.
-    let rendered = render(credential, status, &view, metadata_xml.as_deref())?;
-    let current =
-        existing.as_ref().is_some_and(|s| secret::is_current(s, &rendered) && owner_refs_match(credential, s));
-    let published = status.rotation.as_ref().is_some_and(|r| r.phase == RotationPhase::Published);
-    let rollout = if published && status.pending_key.is_some() && workloads::waits_for_rollout(spec) {
-        workloads::observe_rollout(kube, credential, &rendered).await
-    } else {
-        Rollout::NotWaiting
-    };
-    Ok(Observed { view, ownership, rendered, current, rollout })
+    let now = Timestamp::now();
+    let snapshot = observe::read(okta, &credential.spec.app_id, now).await?;
+    let kid = status.active_key.as_ref().map(|k| k.kid.clone());
+    let snapshot = observe::with_material(snapshot, kid.as_deref(), now).await?;
+    let secrets: Api<Secret> = Api::namespaced(kube.clone(), &credential.namespace().unwrap_or_default());
+    let mut observing = Observing { credential, kube, secrets: &secrets, caches: None, seen: None };
+    observing.observe(status, snapshot).await
 }
 
 /// The planner's input for a credential, its status and what was observed.
 pub fn plan_input<'a>(
     credential: &'a SamlAppCredential,
     status: &'a SamlAppCredentialStatus,
+    policy: &'a Result<Policy, String>,
     observed: &'a Observed,
     older_claimant: Option<&'a str>,
     now: Timestamp,
@@ -371,8 +559,9 @@ pub fn plan_input<'a>(
     let annotations = credential.annotations();
     PlanInput {
         spec: &credential.spec,
+        policy,
         status,
-        app: &observed.view.app,
+        app: &observed.app,
         secret: ObservedSecret { ownership: observed.ownership, current: observed.current },
         rotate_token: annotations.get(annotations::ROTATE).map(String::as_str),
         activate_kid: annotations.get(annotations::ACTIVATE).map(String::as_str),
@@ -385,7 +574,7 @@ pub fn plan_input<'a>(
 /// The status a reconcile plans from: the recorded one, brought up to the current spec.
 pub fn status_for_planning(
     recorded: Option<SamlAppCredentialStatus>,
-    spec: &crate::api::SamlAppCredentialSpec,
+    policy: &Result<Policy, String>,
     generation: Option<i64>,
 ) -> SamlAppCredentialStatus {
     let mut status = recorded.unwrap_or_default();
@@ -394,9 +583,9 @@ pub fn status_for_planning(
         status.failed_attempts = 0;
         status.last_failure_time = None;
     }
-    if let Ok(policy) = Policy::from_spec(spec) {
+    if let Ok(policy) = policy {
         // renewalTime follows a changed renewBefore at once, not only after the next rotation.
-        status = record::observed(&status, &policy, generation);
+        status = record::observed(&status, policy, generation);
     }
     status.observed_generation = generation;
     status
@@ -425,8 +614,12 @@ fn with_generation(next: &SamlAppCredentialStatus, base: &SamlAppCredentialStatu
 }
 
 /// Ready: the Secret holds the certificate of the key Okta signs with, and status agrees with Okta.
-fn ready_condition(status: &SamlAppCredentialStatus, view: &OktaView, secret_current: bool) -> ConditionState {
-    let okta_kid = match &view.app {
+fn ready_condition(
+    status: &SamlAppCredentialStatus,
+    app: &rotation::ObservedApp,
+    secret_current: bool,
+) -> ConditionState {
+    let okta_kid = match app {
         rotation::ObservedApp::Found { active_kid, .. } => active_kid.clone(),
         rotation::ObservedApp::NotFound => None,
     };
@@ -449,15 +642,16 @@ fn ready_condition(status: &SamlAppCredentialStatus, view: &OktaView, secret_cur
     }
 }
 
-/// The Secret as status describes it, with the key material Okta returned.
-fn render(
+/// The Secret as status describes it, with the key material of `snapshot`.
+fn render_with(
     credential: &SamlAppCredential,
     status: &SamlAppCredentialStatus,
-    view: &OktaView,
-    metadata_xml: Option<&str>,
+    snapshot: &OktaSnapshot,
 ) -> Result<Rendered, MetadataError> {
+    let empty = observe::Material::default();
+    let material_of = snapshot.material.as_deref().unwrap_or(&empty);
     let material = |kid: &str| {
-        view.keys.get(kid).map(|k| KeyMaterial {
+        material_of.keys.get(kid).map(|k| KeyMaterial {
             kid: &k.observed.kid,
             jwk: k.credential.jwk(),
             certificate_der: &k.der,
@@ -465,31 +659,34 @@ fn render(
             x5t_s256: &k.observed.x5t_s256,
         })
     };
+    let active_kid = status.active_key.as_ref().map(|k| k.kid.as_str());
     let input = SecretInput {
         credential: credential.meta().name.as_deref().unwrap_or_default(),
         app_id: &credential.spec.app_id,
-        active: status.active_key.as_ref().and_then(|k| material(&k.kid)),
+        active: active_kid.and_then(material),
         pending: status.pending_key.as_ref().and_then(|k| material(&k.kid)),
         previous: status.previous_keys.iter().filter_map(|k| material(&k.kid)).collect(),
-        metadata_xml,
+        metadata_xml: active_kid.and_then(|kid| material_of.metadata_of(kid)),
         template: credential.spec.secret_template.as_ref(),
     };
     secret::render(&input)
 }
 
-fn owner_refs_match(credential: &SamlAppCredential, existing: &Secret) -> bool {
+fn owner_refs_match(credential: &SamlAppCredential, existing: Option<&ObjectMeta>) -> bool {
     let uid = credential.uid();
-    let owned = existing.owner_references().iter().any(|r| Some(&r.uid) == uid.as_ref());
+    let refs = existing.and_then(|meta| meta.owner_references.as_deref()).unwrap_or_default();
+    let owned = refs.iter().any(|r| Some(&r.uid) == uid.as_ref());
     owned == (credential.spec.secret_deletion_policy == SecretDeletionPolicy::Delete)
 }
 
 /// Applies samlcred's part of the Secret. Only samlcred's keys are sent, so keys that others added
 /// stay; with the Delete policy an ownerReference lets the garbage collector remove the Secret.
+/// Returns the resourceVersion written.
 async fn apply_secret(
     secrets: &Api<Secret>,
     credential: &SamlAppCredential,
     rendered: &Rendered,
-) -> Result<(), kube::Error> {
+) -> Result<Option<String>, kube::Error> {
     let namespace = credential.namespace().unwrap_or_default();
     let mut object = rendered.to_secret(&credential.spec.secret_name, &namespace);
     if credential.spec.secret_deletion_policy == SecretDeletionPolicy::Delete
@@ -500,8 +697,8 @@ async fn apply_secret(
     let mut value = serde_json::to_value(&object).unwrap_or_default();
     value["apiVersion"] = "v1".into();
     value["kind"] = "Secret".into();
-    secrets
+    let written = secrets
         .patch(&credential.spec.secret_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&value))
         .await?;
-    Ok(())
+    Ok(written.metadata.resource_version)
 }

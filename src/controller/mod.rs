@@ -2,26 +2,29 @@
 //! credentials work; `orgs` turns an orgRef into an Okta client; `observe` reads Okta; `status` and
 //! `workloads` write back; `guard` keeps a panicking reconcile from ending the process.
 
+pub mod cache;
 pub mod credential;
 pub mod fairness;
 pub mod guard;
+pub mod ledger;
 pub mod observe;
 pub mod org_status;
 pub mod orgs;
 pub mod status;
 pub mod workloads;
 
-use crate::api::{OrgKind, SamlAppCredential, SamlAppCredentialStatus};
+use crate::api::{OrgKind, SamlAppCredential};
 use crate::metrics::Metrics;
+use cache::Caches;
 use jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
+use ledger::Ledger;
 use orgs::{OrgClients, OrgKey};
 use rand::Rng;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Timing knobs of the reconcilers.
@@ -80,10 +83,28 @@ impl Settings {
         self.nominal_backoff(failures).mul_f64(1.0 - BACKOFF_JITTER)
     }
 
+    /// When a snapshot trusted from status after a restart counts as read: its first resync then
+    /// falls at the point of the interval that the credential's uid picks ([`spread`]), so a
+    /// restart spreads the fleet's Okta reads over one interval instead of making them at once.
+    pub fn first_read_at(&self, uid: &str, now: Timestamp) -> Timestamp {
+        let interval = self.okta_resync;
+        let back = interval.saturating_sub(interval.mul_f64(spread(uid)));
+        now.checked_sub(jiff::SignedDuration::try_from(back).unwrap_or(jiff::SignedDuration::ZERO)).unwrap_or(now)
+    }
+
     fn nominal_backoff(&self, failures: i32) -> Duration {
         let exponent = failures.saturating_sub(1).clamp(0, 20) as u32;
         self.backoff_base.saturating_mul(2u32.saturating_pow(exponent)).min(self.backoff_cap)
     }
+}
+
+/// A fraction in [0, 1) that a credential's uid picks, the same in every process and on every
+/// start: where in an interval the credential's turn falls.
+pub fn spread(uid: &str) -> f64 {
+    let digest = Sha256::digest(uid.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    (u64::from_be_bytes(first) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// The one bag of shared handles the reconcilers get.
@@ -93,85 +114,18 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
-    /// The credentials samlcred watches, for the older-claimant rule.
-    pub credentials: Vec<Store<SamlAppCredential>>,
-    /// The last key this process saw activated, per credential uid.
-    pub activations: Mutex<HashMap<String, String>>,
-    /// The last failure of each credential (by uid) this process recorded.
-    pub failures: Mutex<HashMap<String, FailureRecord>>,
+    /// What samlcred watches, and the indexes over it.
+    pub caches: Caches,
+    /// What this process wrote and read, per credential.
+    pub ledger: Arc<Ledger>,
     /// Each org's share of the reconcile workers.
     pub org_shares: fairness::OrgShares,
 }
 
-/// A failed reconcile, as this process remembers it.
-#[derive(Debug, Clone, Copy)]
-pub struct FailureRecord {
-    pub attempts: i32,
-    pub at: Timestamp,
-    pub generation: Option<i64>,
-    /// Okta's rate limit has no room before this (the failure was `RateLimited`).
-    pub not_before: Option<Timestamp>,
-}
-
-/// The maps of `Context` stay usable after a panic in a reconcile that held one (see `guard`).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Context {
-    pub fn remember_failure(
-        &self,
-        uid: &str,
-        attempts: i32,
-        at: Timestamp,
-        generation: Option<i64>,
-        not_before: Option<Timestamp>,
-    ) {
-        lock(&self.failures).insert(uid.to_string(), FailureRecord { attempts, at, generation, not_before });
-    }
-
-    /// When Okta's rate limit lets this credential's last failed step be tried again, if that was
-    /// why it failed.
-    pub fn retry_not_before(&self, uid: &str) -> Option<Timestamp> {
-        lock(&self.failures).get(uid)?.not_before
-    }
-
-    /// True the first time this process records the activation of `kid` for this credential.
-    pub fn first_activation(&self, uid: &str, kid: &str) -> bool {
-        let mut seen = lock(&self.activations);
-        if seen.get(uid).map(String::as_str) == Some(kid) {
-            return false;
-        }
-        seen.insert(uid.to_string(), kid.to_string());
-        true
-    }
-
-    pub fn forget_failure(&self, uid: &str) {
-        lock(&self.failures).remove(uid);
-    }
-
-    /// `status`, with the failure count and time this process remembers when they are newer.
-    pub fn recall_failure(
-        &self,
-        uid: &str,
-        status: Option<SamlAppCredentialStatus>,
-        generation: Option<i64>,
-    ) -> Option<SamlAppCredentialStatus> {
-        let Some(FailureRecord { attempts, at, generation: remembered_generation, .. }) =
-            lock(&self.failures).get(uid).copied()
-        else {
-            return status;
-        };
-        let mut status = status.unwrap_or_default();
-        let cached_at = status.last_failure_time.as_ref().map(|t| t.0);
-        if remembered_generation == generation
-            && cached_at.is_none_or(|cached| cached < at.checked_sub(jiff::SignedDuration::from_secs(1)).unwrap_or(at))
-        {
-            status.failed_attempts = status.failed_attempts.max(attempts);
-            status.last_failure_time = Some(crate::rotation::record::time(at));
-            status.observed_generation = generation;
-        }
-        Some(status)
+    /// Whether every cache has listed once; waits up to `timeout` for them.
+    pub async fn caches_ready(&self, timeout: Duration) -> bool {
+        self.caches.wait_ready(timeout).await
     }
 
     /// Publishes an event on the credential; a failure to publish is logged, never fatal.
@@ -192,7 +146,7 @@ impl Context {
 
     /// The oldest other watched credential that manages the same Okta org and app, when it is older.
     pub async fn older_claimant(&self, credential: &SamlAppCredential, org: &OrgKey) -> Option<String> {
-        let everyone: Vec<_> = self.credentials.iter().flat_map(|store| store.state()).collect();
+        let everyone = self.caches.credentials_for_app(&credential.spec.app_id);
         // Which Okta org another credential's org object names is known once its client was built;
         // build it now for the (rare) other credentials on the same app, so none is missed.
         for other in everyone.iter().filter(|c| c.spec.app_id == credential.spec.app_id && c.uid() != credential.uid())

@@ -1,10 +1,23 @@
-//! What Okta shows of one app, read in as few calls as the reconcile needs: the app (for its active
-//! kid), its key credentials (for every certificate the Secret may carry) and, for the Secret, the
-//! SAML metadata of the key status calls active.
+//! What Okta shows of one app, read in as few calls as the next step needs.
+//!
+//! Planning needs only the app's active kid and its keys' kids and dates ([`ObservedApp`]);
+//! rendering the Secret also needs each key's JWK and certificate and the SAML metadata of the
+//! active key ([`Material`]). A reconcile starts from what the ledger kept of the last read
+//! ([`OktaSnapshot`]) and reads more only when the planned step asks for it ([`Need`]):
+//!
+//! | read | calls |
+//! | --- | --- |
+//! | the app and its keys ([`read`]) | GET app, GET keys |
+//! | a resync ([`refresh`]) | GET app; GET keys too when the active kid changed |
+//! | material for rendering ([`with_material`]) | GET keys unless kept, GET metadata of the active kid |
 
+use crate::api::{SamlAppCredentialStatus, SecretTemplate};
 use crate::okta::{KeyCredential, OktaClient, OktaError};
-use crate::rotation::{ObservedApp, ObservedKey};
+use crate::rotation::{ObservedApp, ObservedKey, Plan};
+use jiff::Timestamp;
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// One key credential with its parsed certificate.
 #[derive(Debug, Clone)]
@@ -14,11 +27,167 @@ pub struct KeyRecord {
     pub der: Vec<u8>,
 }
 
-/// The app as the planner needs it, plus the raw keys the Secret is rendered from.
-#[derive(Debug, Clone)]
-pub struct OktaView {
-    pub app: ObservedApp,
+/// What the Secret is rendered from, beyond status.
+#[derive(Debug, Clone, Default)]
+pub struct Material {
+    /// Every key of the app, as the last GET keys listed them (plus keys samlcred generated since).
     pub keys: BTreeMap<String, KeyRecord>,
+    /// The SAML metadata document of one kid, as Okta sent it: (kid, document).
+    pub metadata: Option<(String, String)>,
+}
+
+impl Material {
+    /// The metadata document of `kid`, when this material has it.
+    pub fn metadata_of(&self, kid: &str) -> Option<&str> {
+        self.metadata.as_ref().filter(|(of, _)| of == kid).map(|(_, document)| document.as_str())
+    }
+}
+
+/// What samlcred last saw of an app in Okta.
+#[derive(Debug, Clone)]
+pub struct OktaSnapshot {
+    /// The client it was read with: a changed org or token makes a new client, and a new read.
+    pub client: Arc<OktaClient>,
+    pub app_id: String,
+    /// When the app was last read; the next resync is due one interval later.
+    pub read_at: Timestamp,
+    /// Made from status after a restart, not read from Okta: good for waiting, not for acting.
+    pub trusted: bool,
+    pub app: ObservedApp,
+    /// Kept only while a step is likely to render the Secret soon.
+    pub material: Option<Arc<Material>>,
+}
+
+impl OktaSnapshot {
+    /// Whether this snapshot is of this app through this client.
+    pub fn is_of(&self, client: &Arc<OktaClient>, app_id: &str) -> bool {
+        Arc::ptr_eq(&self.client, client) && self.app_id == app_id
+    }
+
+    /// When Okta is read again for drift.
+    pub fn resync_at(&self, interval: std::time::Duration) -> Timestamp {
+        let interval = jiff::SignedDuration::try_from(interval).unwrap_or(jiff::SignedDuration::MAX);
+        self.read_at.checked_add(interval).unwrap_or(Timestamp::MAX)
+    }
+
+    pub fn active_kid(&self) -> Option<&str> {
+        match &self.app {
+            ObservedApp::Found { active_kid, .. } => active_kid.as_deref(),
+            ObservedApp::NotFound => None,
+        }
+    }
+
+    /// What a status that samlcred wrote says Okta showed: after a restart, a settled credential
+    /// waits on this instead of reading Okta at once. `read_at` places its first resync.
+    pub fn trusted(
+        status: &SamlAppCredentialStatus,
+        client: Arc<OktaClient>,
+        app_id: &str,
+        read_at: Timestamp,
+    ) -> Option<OktaSnapshot> {
+        let active = status.active_key.as_ref()?;
+        let mut keys = vec![ObservedKey {
+            kid: active.kid.clone(),
+            created: active.not_before.0,
+            not_before: active.not_before.0,
+            not_after: active.not_after.0,
+            x5t_s256: active.x5t_s256.clone(),
+        }];
+        if let Some(pending) = &status.pending_key {
+            keys.push(ObservedKey {
+                kid: pending.kid.clone(),
+                // Unknown without reading Okta; only an acting step uses it, and acting reads first.
+                created: Timestamp::MIN,
+                not_before: Timestamp::MIN,
+                not_after: pending.not_after.0,
+                x5t_s256: pending.x5t_s256.clone(),
+            });
+        }
+        Some(OktaSnapshot {
+            client,
+            app_id: app_id.to_string(),
+            read_at,
+            trusted: true,
+            app: ObservedApp::Found { active_kid: Some(active.kid.clone()), keys },
+            material: None,
+        })
+    }
+
+    /// The snapshot after samlcred generated `key`.
+    pub fn with_generated(mut self, key: &KeyRecord) -> OktaSnapshot {
+        if let ObservedApp::Found { keys, .. } = &mut self.app {
+            keys.retain(|k| k.kid != key.observed.kid);
+            keys.push(key.observed.clone());
+        }
+        if let Some(material) = self.material.take() {
+            let mut material = (*material).clone();
+            material.keys.insert(key.observed.kid.clone(), key.clone());
+            self.material = Some(Arc::new(material));
+        }
+        self
+    }
+
+    /// The snapshot after Okta confirmed that it signs with `kid`.
+    pub fn with_active(mut self, kid: &str) -> OktaSnapshot {
+        if let ObservedApp::Found { active_kid, .. } = &mut self.app {
+            *active_kid = Some(kid.to_string());
+        }
+        self
+    }
+
+    /// The snapshot without its key material (once no step needs it soon).
+    pub fn compact(mut self) -> OktaSnapshot {
+        self.material = None;
+        self
+    }
+}
+
+/// What a planned step needs of Okta before it can be performed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    /// Waiting and reporting go on what is known.
+    Nothing,
+    /// A step that acts must act on what Okta showed, not on what status remembers.
+    Read,
+    /// A step that writes the Secret needs the keys' material and the metadata of this kid (the
+    /// active one once the step is done; `None` while there is none).
+    Material(Option<String>),
+}
+
+/// What `plan` needs, for a credential whose status is `status` (before the step).
+pub fn need(plan: &Plan, status: &SamlAppCredentialStatus) -> Need {
+    let active = status.active_key.as_ref().map(|k| k.kid.clone());
+    match plan {
+        Plan::Report { .. } | Plan::WaitUntil(_) | Plan::AwaitApproval { .. } | Plan::AwaitRollout { .. } => {
+            Need::Nothing
+        }
+        // Status only: what it removes needs nothing of Okta.
+        Plan::Retire { .. } => Need::Nothing,
+        Plan::Adopt { key } => Need::Material(Some(key.kid.clone())),
+        Plan::Publish { .. } | Plan::WriteSecret => Need::Material(active),
+        Plan::AdoptExternalChange { .. }
+        | Plan::RecordActivation { .. }
+        | Plan::StartRotation { .. }
+        | Plan::Generate
+        | Plan::ResumeWithOrphan { .. }
+        | Plan::Activate { .. }
+        | Plan::ActivateBeforeRollout { .. } => Need::Read,
+    }
+}
+
+/// Whether `snapshot` has what `need` asks for.
+pub fn satisfies(snapshot: &OktaSnapshot, need: &Need) -> bool {
+    match need {
+        Need::Nothing => true,
+        Need::Read => !snapshot.trusted,
+        Need::Material(kid) => {
+            !snapshot.trusted
+                && snapshot
+                    .material
+                    .as_ref()
+                    .is_some_and(|m| kid.as_deref().is_none_or(|kid| m.metadata_of(kid).is_some()))
+        }
+    }
 }
 
 /// Turns one key credential into what the planner and the renderer need. A key whose certificate
@@ -37,18 +206,93 @@ pub fn key_record(credential: KeyCredential) -> Result<KeyRecord, OktaError> {
 }
 
 /// Reads the app and its keys. A 404 for the app is an observation, not an error.
-pub async fn observe_app(okta: &OktaClient, app_id: &str) -> Result<OktaView, OktaError> {
+pub async fn read(okta: &Arc<OktaClient>, app_id: &str, now: Timestamp) -> Result<OktaSnapshot, OktaError> {
+    let snapshot = |app, material| OktaSnapshot {
+        client: okta.clone(),
+        app_id: app_id.to_string(),
+        read_at: now,
+        trusted: false,
+        app,
+        material,
+    };
     let app = match okta.get_app(app_id).await {
         Ok(app) => app,
-        Err(OktaError::NotFound { .. }) => return Ok(OktaView { app: ObservedApp::NotFound, keys: BTreeMap::new() }),
+        Err(OktaError::NotFound { .. }) => return Ok(snapshot(ObservedApp::NotFound, None)),
         Err(e) => return Err(e),
     };
+    let keys = list_keys(okta, app_id).await?;
+    let observed = keys.values().map(|k| k.observed.clone()).collect();
+    let app = ObservedApp::Found { active_kid: app.active_kid().map(str::to_string), keys: observed };
+    Ok(snapshot(app, Some(Arc::new(Material { keys, metadata: None }))))
+}
+
+async fn list_keys(okta: &OktaClient, app_id: &str) -> Result<BTreeMap<String, KeyRecord>, OktaError> {
     let mut keys = BTreeMap::new();
     for credential in okta.list_keys(app_id).await? {
         let record = key_record(credential)?;
         keys.insert(record.observed.kid.clone(), record);
     }
-    let active_kid = app.active_kid().map(str::to_string);
-    let observed = keys.values().map(|k| k.observed.clone()).collect();
-    Ok(OktaView { app: ObservedApp::Found { active_kid, keys: observed }, keys })
+    Ok(keys)
+}
+
+/// A resync: the app again (one call), and its keys only when Okta now signs with another kid.
+pub async fn refresh(snapshot: OktaSnapshot, now: Timestamp) -> Result<OktaSnapshot, OktaError> {
+    if snapshot.trusted {
+        return read(&snapshot.client, &snapshot.app_id, now).await;
+    }
+    let app = match snapshot.client.get_app(&snapshot.app_id).await {
+        Ok(app) => app,
+        Err(OktaError::NotFound { .. }) => {
+            return Ok(OktaSnapshot { app: ObservedApp::NotFound, material: None, read_at: now, ..snapshot });
+        }
+        Err(e) => return Err(e),
+    };
+    if app.active_kid() != snapshot.active_kid() || snapshot.app == ObservedApp::NotFound {
+        return read(&snapshot.client, &snapshot.app_id, now).await;
+    }
+    Ok(OktaSnapshot { read_at: now, ..snapshot })
+}
+
+/// `snapshot` with the material a Secret write needs: the keys (kept, or read) and the metadata
+/// of `kid` (kept, or read).
+pub async fn with_material(
+    snapshot: OktaSnapshot,
+    kid: Option<&str>,
+    now: Timestamp,
+) -> Result<OktaSnapshot, OktaError> {
+    let snapshot = match (&snapshot.material, &snapshot.app) {
+        _ if snapshot.trusted => read(&snapshot.client, &snapshot.app_id, now).await?,
+        (None, ObservedApp::Found { active_kid, .. }) => {
+            let keys = list_keys(&snapshot.client, &snapshot.app_id).await?;
+            let app = ObservedApp::Found {
+                active_kid: active_kid.clone(),
+                keys: keys.values().map(|k| k.observed.clone()).collect(),
+            };
+            OktaSnapshot { app, material: Some(Arc::new(Material { keys, metadata: None })), ..snapshot }
+        }
+        _ => snapshot,
+    };
+    let Some(material) = snapshot.material.clone() else { return Ok(snapshot) };
+    let Some(kid) = kid.filter(|kid| material.metadata_of(kid).is_none() && material.keys.contains_key(*kid)) else {
+        return Ok(snapshot);
+    };
+    let document = snapshot.client.saml_metadata(&snapshot.app_id, kid).await?;
+    let mut material = (*material).clone();
+    material.metadata = Some((kid.to_string(), document));
+    Ok(OktaSnapshot { material: Some(Arc::new(material)), ..snapshot })
+}
+
+/// What the Secret's content follows from besides Okta's material: the keys status publishes (in
+/// bundle order) and the spec (template, app ID, deletion policy), by generation.
+pub fn secret_inputs(
+    status: &SamlAppCredentialStatus,
+    generation: Option<i64>,
+    template: Option<&SecretTemplate>,
+) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    crate::rotation::published(status).kids().hash(&mut hasher);
+    status.active_key.as_ref().map(|k| (&k.not_after.0, &k.x5t_s256)).hash(&mut hasher);
+    generation.hash(&mut hasher);
+    serde_json::to_string(&template).unwrap_or_default().hash(&mut hasher);
+    hasher.finish()
 }

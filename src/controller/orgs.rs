@@ -2,6 +2,7 @@
 //! enforces a ClusterOktaOrg's namespaceSelector, and keeps one client per org (its token cache and
 //! rate-limit state must be shared by every credential of that org) until the org or its Secrets change.
 
+use super::cache::Caches;
 use crate::api::{self, ClusterOktaOrg, OktaAuth, OktaOrg, OktaOrgSpec, OrgKind, OrgRef, SecretKeyRef};
 use crate::okta::{self, Auth, MetricsHook, OktaClient, OrgConfig, PrivateKey, RateLimiter, WriteFence};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -65,6 +66,7 @@ pub struct OrgClients {
     limiters: Mutex<HashMap<String, Arc<RateLimiter>>>,
     /// The Okta org (URL origin) each org object named when its client was last built.
     origins: Mutex<HashMap<OrgKey, String>>,
+    caches: Option<Caches>,
 }
 
 impl OrgClients {
@@ -75,6 +77,7 @@ impl OrgClients {
             clients: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
             origins: Mutex::new(HashMap::new()),
+            caches: None,
         }
     }
 
@@ -107,15 +110,15 @@ impl OrgClients {
     ) -> Result<Arc<OktaClient>, OrgError> {
         let (spec, fingerprint_of_org, secrets_namespace) = match &key.namespace {
             Some(ns) => {
-                let org = Api::<OktaOrg>::namespaced(self.kube.clone(), ns)
-                    .get_opt(&key.name)
+                let org = self
+                    .okta_org(ns, &key.name)
                     .await?
                     .ok_or_else(|| OrgError::NotFound { kind: "OktaOrg", name: format!("{ns}/{}", key.name) })?;
                 (org.spec.clone(), fingerprint(&org.metadata), ns.clone())
             }
             None => {
-                let org = Api::<ClusterOktaOrg>::all(self.kube.clone())
-                    .get_opt(&key.name)
+                let org = self
+                    .cluster_org(&key.name)
                     .await?
                     .ok_or_else(|| OrgError::NotFound { kind: "ClusterOktaOrg", name: key.name.clone() })?;
                 if let Some((namespace, app_id)) = for_credential {
@@ -124,6 +127,14 @@ impl OrgClients {
                 (org.spec.org.clone(), fingerprint(&org.metadata), self.settings.cluster_resource_namespace.clone())
             }
         };
+        // The watched Secrets' resourceVersions say whether the cached client is still right, so
+        // the Secrets' data is read only when one changed.
+        if let Some(versions) = self.cached_versions(&secrets_namespace, &spec.auth)
+            && let Some((seen, client)) = self.clients.lock().unwrap().get(key)
+            && *seen == format!("{fingerprint_of_org}/{versions}")
+        {
+            return Ok(client.clone());
+        }
         let secrets: Api<Secret> = Api::namespaced(self.kube.clone(), &secrets_namespace);
         let (auth, secrets_fingerprint) = read_auth(&secrets, &spec.auth).await?;
         let fingerprint = format!("{fingerprint_of_org}/{secrets_fingerprint}");
@@ -136,6 +147,47 @@ impl OrgClients {
         self.origins.lock().unwrap().insert(key.clone(), origin(client.base_url()));
         self.clients.lock().unwrap().insert(key.clone(), (fingerprint, client.clone()));
         Ok(client)
+    }
+
+    /// Observe from the caches when the controller has them (the CLI reads the API instead).
+    pub fn use_caches(&mut self, caches: Caches) {
+        self.caches = Some(caches);
+    }
+
+    async fn okta_org(&self, namespace: &str, name: &str) -> Result<Option<OktaOrg>, kube::Error> {
+        match &self.caches {
+            Some(caches) => Ok(caches.okta_org(namespace, name).map(|org| (*org).clone())),
+            None => Api::<OktaOrg>::namespaced(self.kube.clone(), namespace).get_opt(name).await,
+        }
+    }
+
+    async fn cluster_org(&self, name: &str) -> Result<Option<ClusterOktaOrg>, kube::Error> {
+        match &self.caches {
+            Some(caches) => Ok(caches.cluster_org(name).map(|org| (*org).clone())),
+            None => Api::<ClusterOktaOrg>::all(self.kube.clone()).get_opt(name).await,
+        }
+    }
+
+    async fn namespace_labels(&self, namespace: &str) -> Result<BTreeMap<String, String>, kube::Error> {
+        if let Some(caches) = &self.caches
+            && let Some(labels) = caches.namespace_labels(namespace)
+        {
+            return Ok(labels);
+        }
+        let ns = Api::<Namespace>::all(self.kube.clone()).get(namespace).await?;
+        Ok(ns.metadata.labels.unwrap_or_default())
+    }
+
+    /// The resourceVersions of the auth Secrets as the cache shows them, in [`read_auth`]'s form;
+    /// `None` without caches or when one is not in them.
+    fn cached_versions(&self, namespace: &str, auth: &OktaAuth) -> Option<String> {
+        let caches = self.caches.as_ref()?;
+        let name = match (&auth.api_token, &auth.oauth) {
+            (Some(token), _) => &token.secret_ref.name,
+            (None, Some(oauth)) => &oauth.private_key_secret_ref.name,
+            (None, None) => return None,
+        };
+        caches.secret(namespace, name)?.metadata.resource_version.clone()
     }
 
     /// The Okta org (URL origin) an org object named when samlcred last used it; `None` before.
@@ -179,8 +231,7 @@ impl OrgClients {
         if spec.namespace_selector.is_none() && spec.apps.is_none() {
             return Ok(());
         }
-        let ns = Api::<Namespace>::all(self.kube.clone()).get(namespace).await?;
-        let labels = ns.metadata.labels.unwrap_or_default();
+        let labels = self.namespace_labels(namespace).await?;
         let matches = |selector: &LabelSelector, field: &str| {
             selector_matches(selector, &labels)
                 .map_err(|e| OrgError::InvalidSpec(format!("ClusterOktaOrg {org} {field}: {e}")))

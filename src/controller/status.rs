@@ -1,6 +1,7 @@
 //! Conditions and the status write. Status is written with server-side apply under samlcred's field
 //! manager, and not at all when nothing changed, so resyncs cause no churn and no GitOps diff.
 
+use super::ledger::Ledger;
 use crate::api::{FIELD_MANAGER, RotationPhase, SamlAppCredential, SamlAppCredentialStatus, conditions};
 use crate::rotation::record;
 use jiff::Timestamp;
@@ -70,24 +71,31 @@ pub fn rotating_condition(status: &SamlAppCredentialStatus, waiting: Option<&Wai
     }
 }
 
-/// Writes a credential's status during one reconcile. Each write carries the resourceVersion the
-/// reconcile started from (then the one its own previous write returned), so a reconcile that ran on a
-/// cache lagging behind an earlier write is refused with 409 Conflict and retried on fresh data,
-/// instead of overwriting newer status with one computed from older.
+/// Writes a credential's status during one reconcile, and records each write in the ledger. No
+/// resourceVersion precondition: the reconcile planned from the status samlcred last wrote (the
+/// ledger's, when the cache lags), so there is nothing newer it could overwrite.
 pub struct StatusWriter<'a> {
     api: &'a Api<SamlAppCredential>,
     name: String,
-    resource_version: Mutex<Option<String>>,
+    uid: String,
+    ledger: &'a Ledger,
     last: Mutex<Option<SamlAppCredentialStatus>>,
 }
 
 impl<'a> StatusWriter<'a> {
-    pub fn new(api: &'a Api<SamlAppCredential>, credential: &SamlAppCredential) -> StatusWriter<'a> {
+    /// `recorded`: the status the object has (as the ledger knows it).
+    pub fn new(
+        api: &'a Api<SamlAppCredential>,
+        credential: &SamlAppCredential,
+        recorded: Option<SamlAppCredentialStatus>,
+        ledger: &'a Ledger,
+    ) -> StatusWriter<'a> {
         StatusWriter {
             api,
             name: credential.name_any(),
-            resource_version: Mutex::new(credential.resource_version()),
-            last: Mutex::new(credential.status.clone()),
+            uid: credential.uid().unwrap_or_default(),
+            ledger,
+            last: Mutex::new(recorded),
         }
     }
 
@@ -96,18 +104,15 @@ impl<'a> StatusWriter<'a> {
         if self.last.lock().unwrap().as_ref() == Some(status) {
             return Ok(false);
         }
-        let resource_version = self.resource_version.lock().unwrap().clone();
         let patch = json!({
             "apiVersion": SamlAppCredential::api_version(&()),
             "kind": SamlAppCredential::kind(&()),
-            "metadata": {"name": self.name, "resourceVersion": resource_version},
+            // The uid keeps a write for a deleted object off a new one of the same name.
+            "metadata": {"name": self.name, "uid": self.uid},
             "status": status,
         });
-        let written = self
-            .api
-            .patch_status(&self.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-            .await?;
-        *self.resource_version.lock().unwrap() = written.resource_version();
+        self.api.patch_status(&self.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+        self.ledger.wrote_status(&self.uid, status);
         *self.last.lock().unwrap() = Some(status.clone());
         Ok(true)
     }

@@ -14,18 +14,10 @@ use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
-/// Hex SHA-256 over samlcred's data keys and values, in key order.
+/// The hash restarted pod templates carry: the Secret's own `samlcred.io/secret-hash`.
 pub fn data_hash(rendered: &Rendered) -> String {
-    let mut hasher = Sha256::new();
-    for (key, value) in &rendered.data {
-        hasher.update((key.len() as u64).to_be_bytes());
-        hasher.update(key.as_bytes());
-        hasher.update((value.0.len() as u64).to_be_bytes());
-        hasher.update(&value.0);
-    }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::secret::data_hash(&rendered.data)
 }
 
 /// Sets the hash annotation on each target whose pod template does not carry it yet. A target
@@ -105,16 +97,15 @@ pub fn waits_for_rollout(spec: &crate::api::SamlAppCredentialSpec) -> bool {
     !spec.rollout_restart_targets.is_empty() && spec.activation.wait_for_rollout.unwrap_or(true)
 }
 
-/// How far each restart target is with rolling out the pod template for the Secret `rendered`
-/// describes: the [`Rollout`] the planner gates activation on. Only GETs.
-pub async fn observe_rollout(kube: &kube::Client, credential: &SamlAppCredential, rendered: &Rendered) -> Rollout {
+/// How far each restart target is with rolling out the pod template for the Secret whose data
+/// hash is `hash`: the [`Rollout`] the planner gates activation on. Only GETs.
+pub async fn observe_rollout(kube: &kube::Client, credential: &SamlAppCredential, hash: &str) -> Rollout {
     let namespace = credential.namespace().unwrap_or_default();
-    let hash = data_hash(rendered);
     let mut states = Vec::new();
     for target in &credential.spec.rollout_restart_targets {
         let (api, _, kind) = target_api(kube, &namespace, target.kind);
         let state = match api.get_opt(&target.name).await {
-            Ok(workload) => target_rollout(target.kind, workload.as_ref(), &hash),
+            Ok(workload) => target_rollout(target.kind, workload.as_ref(), hash),
             // Forbidden or failing reads cannot show a rollout: hold activation, and say why.
             Err(e) => TargetRollout::Stuck(format!("cannot be read: {e}")),
         };

@@ -111,6 +111,9 @@ pub enum Rollout {
 #[derive(Debug, Clone)]
 pub struct PlanInput<'a> {
     pub spec: &'a SamlAppCredentialSpec,
+    /// The spec's durations, parsed once by the reconciler ([`Policy::from_spec`]); the error
+    /// message when they cannot be.
+    pub policy: &'a Result<Policy, String>,
     pub status: &'a SamlAppCredentialStatus,
     pub app: &'a ObservedApp,
     pub secret: ObservedSecret,
@@ -215,6 +218,11 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The policy of a spec, or the message that says which duration cannot be parsed.
+    pub fn of(spec: &SamlAppCredentialSpec) -> Result<Policy, String> {
+        Policy::from_spec(spec).map_err(|e| e.to_string())
+    }
+
     pub fn from_spec(spec: &SamlAppCredentialSpec) -> Result<Policy, duration::DurationError> {
         let parse = |text: &str| {
             let parsed = duration::parse(text)?;
@@ -270,9 +278,9 @@ pub fn next_wake(plan: &Plan) -> Option<Timestamp> {
 /// Decides the one next step. Each stage below either decides or passes; see the module
 /// documentation for the whole order.
 pub fn plan(input: &PlanInput) -> Plan {
-    let policy = match Policy::from_spec(input.spec) {
-        Ok(policy) => policy,
-        Err(err) => return report(conditions::REASON_INVALID_SPEC, err.to_string()),
+    let policy = match input.policy {
+        Ok(policy) => *policy,
+        Err(err) => return report(conditions::REASON_INVALID_SPEC, err.clone()),
     };
     let (okta_kid, keys) = match input.app {
         ObservedApp::Found { active_kid, keys } => (active_kid.as_deref(), keys.as_slice()),

@@ -129,6 +129,7 @@ impl World {
     fn plan(&self) -> Plan {
         plan(&PlanInput {
             spec: &self.spec,
+            policy: &Policy::of(&self.spec),
             status: &self.status,
             app: &self.app,
             secret: self.secret,

@@ -3,20 +3,22 @@
 use super::leader::{self, LeaseSettings};
 use super::server::{self, Readiness};
 use super::telemetry::{self, LogFormat};
-use crate::api::{ClusterOktaOrg, OktaOrg, OrgKind, SamlAppCredential, labels};
+use crate::api::{ClusterOktaOrg, OktaOrg, SamlAppCredential, labels};
+use crate::controller::cache::{self, Caches, Index};
 use crate::controller::guard::{self, ReconcileError};
-use crate::controller::orgs::{OrgClients, OrgSettings};
+use crate::controller::ledger::Ledger;
+use crate::controller::orgs::{OrgClients, OrgKey, OrgSettings};
 use crate::controller::{Context, Settings, credential, org_status};
 use crate::metrics::Metrics;
-use futures::StreamExt;
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::Secret;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,71 +150,144 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let scopes: Vec<Option<String>> =
         if args.namespaces.is_empty() { vec![None] } else { args.namespaces.iter().cloned().map(Some).collect() };
     let api_for = |ns: &Option<String>| scoped::<SamlAppCredential>(&client, ns);
-    let credential_controllers: Vec<Controller<SamlAppCredential>> =
-        scopes.iter().map(|ns| Controller::new(api_for(ns), watcher::Config::default().any_semantic())).collect();
-    let stores: Vec<Store<SamlAppCredential>> = credential_controllers.iter().map(|c| c.store()).collect();
+    let ledger = Arc::new(Ledger::default());
+    let mut background: Vec<ReconcileFuture> = Vec::new();
+
+    // One reflected watch per kind and scope, each feeding a store (and, for credentials, the index).
+    let mut credential_streams = Vec::new();
+    let (mut credential_stores, mut indexes) = (Vec::new(), Vec::new());
+    for ns in &scopes {
+        let (reader, writer) = reflector::store();
+        let index = Arc::new(Index::default());
+        let (fed, forget) = (index.clone(), ledger.clone());
+        let stream = watcher(api_for(ns), watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(|credential: &mut SamlAppCredential| credential.managed_fields_mut().clear())
+            .map_ok(move |event| {
+                fed.observe(&event);
+                if let watcher::Event::Delete(gone) = &event {
+                    forget.forget(&gone.uid().unwrap_or_default());
+                }
+                event
+            })
+            .reflect(writer)
+            .touched_objects();
+        credential_streams.push(stream.boxed());
+        credential_stores.push(reader);
+        indexes.push(index);
+    }
+    let mut secret_streams = Vec::new();
+    let mut secret_stores = Vec::new();
+    let mut secret_scopes = scopes.clone();
+    if !scopes.iter().any(|ns| ns.is_none() || ns.as_deref() == Some(args.cluster_resource_namespace.as_str())) {
+        // ClusterOktaOrgs' Secrets live there; watched for their resourceVersions only.
+        secret_scopes.push(Some(args.cluster_resource_namespace.clone()));
+    }
+    for ns in &secret_scopes {
+        let (reader, writer) = reflector::store();
+        let secrets: Api<PartialObjectMeta<Secret>> = scoped(&client, ns);
+        let stream = watcher(secrets, watcher::Config::default())
+            .default_backoff()
+            .modify(cache::reduce_secret)
+            .reflect(writer)
+            .touched_objects();
+        secret_streams.push(stream.boxed());
+        secret_stores.push(reader);
+    }
+    let mut org_streams = Vec::new();
+    let mut org_stores = Vec::new();
+    for ns in &scopes {
+        let (reader, writer) = reflector::store();
+        let orgs: Api<OktaOrg> = scoped(&client, ns);
+        org_streams.push(
+            watcher(orgs, watcher::Config::default()).default_backoff().reflect(writer).touched_objects().boxed(),
+        );
+        org_stores.push(reader);
+    }
+    let (cluster_org_store, writer) = reflector::store();
+    let cluster_orgs: Api<ClusterOktaOrg> = Api::all(client.clone());
+    background
+        .push(Box::pin(drain(watcher(cluster_orgs, watcher::Config::default()).default_backoff().reflect(writer))));
+    let (namespace_store, writer) = reflector::store();
+    if scopes == [None] {
+        // Only in cluster-wide mode: a scoped install may read just its own namespaces (by name).
+        let namespaces: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
+        let stream = watcher(namespaces, watcher::Config::default()).default_backoff().modify(cache::reduce_namespace);
+        background.push(Box::pin(drain(stream.reflect(writer))));
+    }
+    let caches = Caches {
+        credentials: credential_stores.clone(),
+        secrets: secret_stores.clone(),
+        okta_orgs: org_stores.clone(),
+        cluster_orgs: cluster_org_store.clone(),
+        namespaces: (scopes == [None]).then_some(namespace_store),
+        indexes: indexes.clone(),
+    };
+    // The Secrets outside the scopes have no controller to trigger: drive their watches here.
+    for stream in secret_streams.drain(scopes.len()..) {
+        background.push(Box::pin(drain(stream)));
+    }
 
     let reporter = Reporter { controller: "samlcred".into(), instance: std::env::var("POD_NAME").ok() };
     let okta_metrics: Arc<dyn crate::okta::MetricsHook> = metrics.clone();
+    let mut orgs = OrgClients::new(
+        client.clone(),
+        OrgSettings {
+            cluster_resource_namespace: args.cluster_resource_namespace.clone(),
+            allow_insecure_http: args.allow_insecure_okta_http,
+            metrics: Some(okta_metrics),
+            fence: leadership.as_ref().map(|l| Arc::new(l.fence()) as Arc<dyn crate::okta::WriteFence>),
+        },
+    );
+    orgs.use_caches(caches.clone());
     let ctx = Arc::new(Context {
         kube: client.clone(),
-        orgs: OrgClients::new(
-            client.clone(),
-            OrgSettings {
-                cluster_resource_namespace: args.cluster_resource_namespace.clone(),
-                allow_insecure_http: args.allow_insecure_okta_http,
-                metrics: Some(okta_metrics),
-                fence: leadership.as_ref().map(|l| Arc::new(l.fence()) as Arc<dyn crate::okta::WriteFence>),
-            },
-        ),
+        orgs,
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
         settings: Settings { okta_resync: args.okta_resync_interval, ..Settings::default() },
-        credentials: stores.clone(),
-        failures: Default::default(),
-        activations: Default::default(),
+        caches: caches.clone(),
+        ledger: ledger.clone(),
         org_shares: crate::controller::fairness::OrgShares::new(usize::from(args.concurrency)),
     });
 
     let config = controller::Config::default().concurrency(args.concurrency);
-    let mut tasks: Vec<ReconcileFuture> = Vec::new();
-    for (controller, ns) in credential_controllers.into_iter().zip(&scopes) {
-        let store = controller.store();
-        let secrets: Api<PartialObjectMeta<Secret>> = scoped(&client, ns);
-        let orgs: Api<OktaOrg> = scoped(&client, ns);
-        let (org_store, cluster_org_store, secret_store, peer_store) =
-            (store.clone(), store.clone(), store.clone(), store.clone());
-        let stream = controller
+    let mut tasks: Vec<ReconcileFuture> = background;
+    let streams = credential_streams.into_iter().zip(secret_streams).zip(org_streams);
+    for (i, ((credentials, secrets), orgs)) in streams.enumerate() {
+        let ns = &scopes[i];
+        let (index, secret_index, peer_index) = (indexes[i].clone(), indexes[i].clone(), indexes[i].clone());
+        let auth_users =
+            AuthUsers { caches: caches.clone(), cluster_resource_namespace: args.cluster_resource_namespace.clone() };
+        let cluster_index = index.clone();
+        let stream = Controller::for_stream(credentials, credential_stores[i].clone())
             .with_config(config.clone())
-            // A Secret edited, deleted or marked adoptable is seen by the credential it is for. Only
-            // metadata is watched: the data of every other Secret (Helm releases are ~100 KiB each)
-            // must not stream through the operator.
-            .watches(secrets, watcher::Config::default(), move |secret: PartialObjectMeta<Secret>| {
-                let ns = secret.namespace();
+            // A Secret edited, deleted or marked adoptable is seen by the credential it is for; a
+            // changed org Secret (a new token) by every credential of the org. Only reduced
+            // metadata is kept: the data of every other Secret must not stream through the operator.
+            .watches_stream(secrets, move |secret: PartialObjectMeta<Secret>| {
+                let ns = secret.namespace().unwrap_or_default();
                 let name = secret.name_any();
-                let labelled = secret.labels().get(labels::CREDENTIAL).cloned();
-                secret_store
-                    .state()
-                    .into_iter()
-                    .filter(|c| c.namespace() == ns && (c.spec.secret_name == name || Some(c.name_any()) == labelled))
-                    .map(|c| ObjectRef::from_obj(&*c))
-                    .collect::<Vec<_>>()
+                let mut refs = secret_index.by_secret(&ns, &name);
+                if let Some(owner) = secret.labels().get(labels::CREDENTIAL) {
+                    refs.push(ObjectRef::new(owner).within(&ns));
+                }
+                refs.extend(auth_users.of_secret(&ns, &name, &secret_index));
+                refs
             })
             // When a credential goes, another on the same app may now be the oldest and take over.
             .watches(api_for(ns), watcher::Config::default(), move |gone: SamlAppCredential| {
-                let peers = peer_store
-                    .state()
-                    .into_iter()
-                    .filter(|c| c.spec.app_id == gone.spec.app_id && c.uid() != gone.uid());
-                peers.map(|c| ObjectRef::from_obj(&*c)).collect::<Vec<_>>()
+                let peers = peer_index.by_app(&gone.spec.app_id).into_iter();
+                peers
+                    .filter(|c| {
+                        Some(c.name.as_str()) != gone.metadata.name.as_deref() || c.namespace != gone.namespace()
+                    })
+                    .collect::<Vec<_>>()
             })
             // A changed org may unblock or change every credential that uses it.
-            .watches(orgs, watcher::Config::default(), move |org: OktaOrg| {
-                let (ns, name) = (org.namespace(), org.name_any());
-                users_of(&org_store, OrgKind::OktaOrg, &name, |c| c.namespace() == ns)
-            })
+            .watches_stream(orgs, move |org: OktaOrg| index.by_org(&cache::org_of_okta_org(&org)))
             .watches(Api::<ClusterOktaOrg>::all(client.clone()), watcher::Config::default(), move |org| {
-                users_of(&cluster_org_store, OrgKind::ClusterOktaOrg, &org.name_any(), |_| true)
+                cluster_index.by_org(&cache::org_of_cluster_org(&org))
             })
             .graceful_shutdown_on(shutdown.clone())
             .run(|credential, ctx| guard::guarded(credential, ctx, credential::reconcile), error_policy, ctx.clone());
@@ -235,14 +310,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     );
     tasks.push(Box::pin(drain(stream)));
 
-    let ready_stores = stores.clone();
     let ready_flag = readiness.clone();
     tokio::spawn(async move {
-        for store in ready_stores {
-            // Asked afresh each time: a waiter that shares the store's ready signal with the
-            // controller's own runner is not always woken (seen with kube-runtime 5.0).
-            while tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await.is_err() {}
-        }
+        while !caches.wait_ready(Duration::from_secs(1)).await {}
         ready_flag.set_ready();
         tracing::info!("caches synced; ready");
     });
@@ -255,19 +325,33 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The credentials in `store` whose orgRef names this org.
-fn users_of(
-    store: &Store<SamlAppCredential>,
-    kind: OrgKind,
-    name: &str,
-    also: impl Fn(&SamlAppCredential) -> bool,
-) -> Vec<ObjectRef<SamlAppCredential>> {
-    store
-        .state()
-        .into_iter()
-        .filter(|c| c.spec.org_ref.kind == kind && c.spec.org_ref.name == name && also(c))
-        .map(|c| ObjectRef::from_obj(&*c))
-        .collect()
+/// Which credentials an org's auth Secret concerns: those of the OktaOrgs in its namespace and,
+/// in the cluster resource namespace, of the ClusterOktaOrgs that name it.
+struct AuthUsers {
+    caches: Caches,
+    cluster_resource_namespace: String,
+}
+
+impl AuthUsers {
+    fn of_secret(&self, namespace: &str, name: &str, index: &Index) -> Vec<ObjectRef<SamlAppCredential>> {
+        let names_it = |auth: &crate::api::OktaAuth| {
+            auth.api_token.as_ref().is_some_and(|t| t.secret_ref.name == name)
+                || auth.oauth.as_ref().is_some_and(|o| o.private_key_secret_ref.name == name)
+        };
+        let mut orgs: Vec<OrgKey> = self
+            .caches
+            .okta_orgs
+            .iter()
+            .flat_map(|store| store.state())
+            .filter(|org| org.namespace().as_deref() == Some(namespace) && names_it(&org.spec.auth))
+            .map(|org| cache::org_of_okta_org(&org))
+            .collect();
+        if namespace == self.cluster_resource_namespace {
+            let cluster = self.caches.cluster_orgs.state().into_iter().filter(|org| names_it(&org.spec.org.auth));
+            orgs.extend(cluster.map(|org| cache::org_of_cluster_org(&org)));
+        }
+        orgs.iter().flat_map(|org| index.by_org(org)).collect()
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C; clonable so every controller stops on the same signal.

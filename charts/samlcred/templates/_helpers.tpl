@@ -123,8 +123,11 @@ to match a ClusterOktaOrg's namespaceSelector; scoped mode limits that to the wa
   resources: ["namespaces"]
   {{- with .Values.watchNamespaces }}
   resourceNames: {{ toJson . }}
-  {{- end }}
   verbs: ["get"]
+  {{- else }}
+  # Cluster-wide, the namespaces' labels (for ClusterOktaOrg selectors) are watched, not read per reconcile.
+  verbs: ["get", "list", "watch"]
+  {{- end }}
 {{- end }}
 
 {{/* "true" when a value is neither null nor the empty string (0 counts as set), else "". */}}

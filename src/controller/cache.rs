@@ -1,0 +1,275 @@
+//! What the reconcilers read of the cluster: reflector stores of everything samlcred watches, and
+//! an index from a watched object to the credentials it concerns.
+//!
+//! Reconciles observe from these instead of GETting the org, its Secrets, the namespace and the
+//! credential's Secret on every pass; the watch mappers look credentials up in the index instead
+//! of scanning every credential on every event (10,000 credentials and as many Secrets make that
+//! 10^8 steps at each start).
+//!
+//! Secrets are kept as metadata only, reduced to what samlcred reads (name, resourceVersion,
+//! ownerReferences, samlcred's own labels and annotations): the cluster's other Secrets (a Helm
+//! release is ~100 KiB each) cost a few hundred bytes each, not their data.
+
+use super::orgs::OrgKey;
+use crate::api::{ClusterOktaOrg, OktaOrg, OrgKind, SamlAppCredential, annotations, labels};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::ResourceExt;
+use kube::api::{ObjectMeta, PartialObjectMeta};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The stores of one controller process.
+#[derive(Clone)]
+pub struct Caches {
+    /// One store per watched scope (a namespace, or all of them).
+    pub credentials: Vec<Store<SamlAppCredential>>,
+    /// Secrets' metadata, reduced by [`reduce_secret`]; one store per scope, and one for the
+    /// cluster resource namespace when no scope covers it.
+    pub secrets: Vec<Store<PartialObjectMeta<Secret>>>,
+    pub okta_orgs: Vec<Store<OktaOrg>>,
+    pub cluster_orgs: Store<ClusterOktaOrg>,
+    /// Namespaces' metadata, for ClusterOktaOrg selectors; only when every namespace is watched
+    /// (otherwise samlcred may read only its own namespaces, by name).
+    pub namespaces: Option<Store<PartialObjectMeta<Namespace>>>,
+    /// One index per credential store.
+    pub indexes: Vec<std::sync::Arc<Index>>,
+}
+
+impl Caches {
+    /// Waits until every store has listed once, up to `timeout`; false when one has not.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let stores = async {
+            for store in &self.credentials {
+                ready(store).await;
+            }
+            for store in &self.secrets {
+                ready(store).await;
+            }
+            for store in &self.okta_orgs {
+                ready(store).await;
+            }
+            ready(&self.cluster_orgs).await;
+            if let Some(namespaces) = &self.namespaces {
+                ready(namespaces).await;
+            }
+        };
+        tokio::time::timeout(timeout, stores).await.is_ok()
+    }
+
+    /// A Secret's reduced metadata, `None` when the cluster has no such Secret.
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<PartialObjectMeta<Secret>>> {
+        let key = ObjectRef::new(name).within(namespace);
+        self.secrets.iter().find_map(|store| store.get(&key))
+    }
+
+    pub fn okta_org(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<OktaOrg>> {
+        let key = ObjectRef::new(name).within(namespace);
+        self.okta_orgs.iter().find_map(|store| store.get(&key))
+    }
+
+    pub fn cluster_org(&self, name: &str) -> Option<std::sync::Arc<ClusterOktaOrg>> {
+        self.cluster_orgs.get(&ObjectRef::new(name))
+    }
+
+    pub fn namespace_labels(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.namespaces.as_ref()?.get(&ObjectRef::new(name)).map(|ns| ns.labels().clone())
+    }
+
+    pub fn credential(&self, object: &ObjectRef<SamlAppCredential>) -> Option<std::sync::Arc<SamlAppCredential>> {
+        self.credentials.iter().find_map(|store| store.get(object))
+    }
+
+    /// Every watched credential that manages this app ID.
+    pub fn credentials_for_app(&self, app_id: &str) -> Vec<std::sync::Arc<SamlAppCredential>> {
+        let refs = self.indexes.iter().flat_map(|index| index.by_app(app_id));
+        refs.filter_map(|object| self.credential(&object)).filter(|c| c.spec.app_id == app_id).collect()
+    }
+}
+
+/// Asked afresh each time: a waiter that shares the store's ready signal with the controller's own
+/// runner is not always woken (seen with kube-runtime 5.0).
+async fn ready<K>(store: &Store<K>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await.is_err() {}
+}
+
+/// A Secret's metadata reduced to what samlcred reads of it.
+pub fn reduce_secret(secret: &mut PartialObjectMeta<Secret>) {
+    let meta = std::mem::take(&mut secret.metadata);
+    let keep_labels = [labels::MANAGED_BY, labels::CREDENTIAL];
+    let keep_annotations = [annotations::ADOPT, annotations::KID, annotations::SECRET_HASH];
+    let pick = |map: Option<BTreeMap<String, String>>, keep: &[&str]| {
+        let picked: BTreeMap<String, String> =
+            map.unwrap_or_default().into_iter().filter(|(k, _)| keep.contains(&k.as_str())).collect();
+        (!picked.is_empty()).then_some(picked)
+    };
+    secret.metadata = ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        owner_references: meta.owner_references,
+        deletion_timestamp: meta.deletion_timestamp,
+        labels: pick(meta.labels, &keep_labels),
+        annotations: pick(meta.annotations, &keep_annotations),
+        ..ObjectMeta::default()
+    };
+}
+
+/// Namespaces are read for their labels only.
+pub fn reduce_namespace(namespace: &mut PartialObjectMeta<Namespace>) {
+    let meta = std::mem::take(&mut namespace.metadata);
+    namespace.metadata = ObjectMeta {
+        name: meta.name,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        labels: meta.labels,
+        ..ObjectMeta::default()
+    };
+}
+
+/// What the index files a credential under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Filed {
+    object: ObjectRef<SamlAppCredential>,
+    secret: (String, String),
+    app_id: String,
+    org: OrgKey,
+}
+
+#[derive(Default)]
+struct IndexState {
+    by_uid: HashMap<String, Filed>,
+    by_secret: HashMap<(String, String), HashSet<String>>,
+    by_app: HashMap<String, HashSet<String>>,
+    by_org: HashMap<OrgKey, HashSet<String>>,
+    /// Uids listed since the watch (re)started; `None` outside a relist.
+    relisted: Option<HashSet<String>>,
+}
+
+/// Credentials by the Secret they publish, the app they manage and the org they use. Fed the
+/// events of the credential watch of one scope ([`Index::observe`]).
+#[derive(Default)]
+pub struct Index {
+    state: Mutex<IndexState>,
+}
+
+impl IndexState {
+    fn insert(&mut self, uid: String, filed: Filed) {
+        self.remove(&uid);
+        self.by_secret.entry(filed.secret.clone()).or_default().insert(uid.clone());
+        self.by_app.entry(filed.app_id.clone()).or_default().insert(uid.clone());
+        self.by_org.entry(filed.org.clone()).or_default().insert(uid.clone());
+        self.by_uid.insert(uid, filed);
+    }
+
+    fn remove(&mut self, uid: &str) {
+        let Some(filed) = self.by_uid.remove(uid) else { return };
+        fn drop_from<K: std::hash::Hash + Eq>(map: &mut HashMap<K, HashSet<String>>, key: &K, uid: &str) {
+            if let Some(set) = map.get_mut(key) {
+                set.remove(uid);
+                if set.is_empty() {
+                    map.remove(key);
+                }
+            }
+        }
+        drop_from(&mut self.by_secret, &filed.secret, uid);
+        drop_from(&mut self.by_app, &filed.app_id, uid);
+        drop_from(&mut self.by_org, &filed.org, uid);
+    }
+
+    fn objects(&self, uids: Option<&HashSet<String>>) -> Vec<ObjectRef<SamlAppCredential>> {
+        uids.into_iter().flatten().filter_map(|uid| self.by_uid.get(uid)).map(|f| f.object.clone()).collect()
+    }
+}
+
+impl Index {
+    /// Takes one event of the credential watch into the index.
+    pub fn observe(&self, event: &watcher::Event<SamlAppCredential>) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match event {
+            watcher::Event::Init => state.relisted = Some(HashSet::new()),
+            watcher::Event::InitApply(credential) | watcher::Event::Apply(credential) => {
+                let Some(uid) = credential.uid() else { return };
+                if let Some(listed) = state.relisted.as_mut()
+                    && matches!(event, watcher::Event::InitApply(_))
+                {
+                    listed.insert(uid.clone());
+                }
+                state.insert(uid, filed(credential));
+            }
+            watcher::Event::Delete(credential) => {
+                if let Some(uid) = credential.uid() {
+                    state.remove(&uid);
+                }
+            }
+            watcher::Event::InitDone => {
+                // Credentials deleted while the watch was down get no Delete event.
+                let listed = state.relisted.take().unwrap_or_default();
+                let gone: Vec<String> = state.by_uid.keys().filter(|uid| !listed.contains(*uid)).cloned().collect();
+                for uid in gone {
+                    state.remove(&uid);
+                }
+            }
+        }
+    }
+
+    fn read(&self) -> std::sync::MutexGuard<'_, IndexState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The credentials that publish into this Secret.
+    pub fn by_secret(&self, namespace: &str, name: &str) -> Vec<ObjectRef<SamlAppCredential>> {
+        let state = self.read();
+        state.objects(state.by_secret.get(&(namespace.to_string(), name.to_string())))
+    }
+
+    /// The credentials that manage this app ID (in any org).
+    pub fn by_app(&self, app_id: &str) -> Vec<ObjectRef<SamlAppCredential>> {
+        let state = self.read();
+        state.objects(state.by_app.get(app_id))
+    }
+
+    /// The credentials whose orgRef names this org object.
+    pub fn by_org(&self, org: &OrgKey) -> Vec<ObjectRef<SamlAppCredential>> {
+        let state = self.read();
+        state.objects(state.by_org.get(org))
+    }
+
+    /// How many credentials the index holds.
+    pub fn len(&self) -> usize {
+        self.read().by_uid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn filed(credential: &SamlAppCredential) -> Filed {
+    let namespace = credential.namespace().unwrap_or_default();
+    Filed {
+        object: ObjectRef::from_obj(credential),
+        secret: (namespace, credential.spec.secret_name.clone()),
+        app_id: credential.spec.app_id.clone(),
+        org: super::org_key(credential),
+    }
+}
+
+/// The org object an OktaOrg or ClusterOktaOrg event is about.
+pub fn org_of_okta_org(org: &OktaOrg) -> OrgKey {
+    OrgKey { kind: OrgKind::OktaOrg, namespace: org.namespace(), name: org.name_any() }
+}
+
+pub fn org_of_cluster_org(org: &ClusterOktaOrg) -> OrgKey {
+    OrgKey { kind: OrgKind::ClusterOktaOrg, namespace: None, name: org.name_any() }
+}
+
+#[cfg(test)]
+mod tests;
