@@ -474,7 +474,9 @@ async fn metadata_samlcred_cannot_publish_leaves_the_secret_as_it_was() {
     assert!(warnings.iter().any(|e| e.2.contains("metadata")), "{warnings:?}");
     let secret = world.secrets().get("meta-idp").await.unwrap();
     assert_eq!(rv(&secret), rv(&before), "the Secret was written");
-    assert_eq!(world.generate_calls(&app.id), 0, "a step was taken on refused metadata");
+    // The key is generated before the metadata is read for its publication; it waits, unpublished.
+    assert_eq!(world.generate_calls(&app.id), 1, "one key for the rotation");
+    assert_eq!(world.sim.active_kid(&app.id), Some(app.kids[0].clone()), "activated on refused metadata");
 
     // Okta's own document again: the rotation goes on, and metadata.xml names both certificates.
     let secret = wait_for("the pending key in metadata.xml", LONG, || async {

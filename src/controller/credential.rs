@@ -243,7 +243,7 @@ async fn step(
             break;
         }
         snapshot = match need {
-            Need::Material(kid) => observe::with_material(snapshot, kid.as_deref(), now).await?,
+            Need::Material(kid, since) => observe::with_material(snapshot, kid.as_deref(), since, now).await?,
             Need::Read | Need::Nothing => observe::read(&okta, &spec.app_id, now).await?,
         };
     }
@@ -541,7 +541,7 @@ pub async fn observe(
     let now = Timestamp::now();
     let snapshot = observe::read(okta, &credential.spec.app_id, now).await?;
     let kid = status.active_key.as_ref().map(|k| k.kid.clone());
-    let snapshot = observe::with_material(snapshot, kid.as_deref(), now).await?;
+    let snapshot = observe::with_material(snapshot, kid.as_deref(), None, now).await?;
     let secrets: Api<Secret> = Api::namespaced(kube.clone(), &credential.namespace().unwrap_or_default());
     let mut observing = Observing { credential, kube, secrets: &secrets, caches: None, seen: None };
     observing.observe(status, snapshot).await

@@ -34,6 +34,8 @@ pub struct Material {
     pub keys: BTreeMap<String, KeyRecord>,
     /// The SAML metadata document of one kid, as Okta sent it: (kid, document).
     pub metadata: Option<(String, String)>,
+    /// When the metadata document was read.
+    pub metadata_read_at: Option<Timestamp>,
 }
 
 impl Material {
@@ -150,8 +152,9 @@ pub enum Need {
     /// A step that acts must act on what Okta showed, not on what status remembers.
     Read,
     /// A step that writes the Secret needs the keys' material and the metadata of this kid (the
-    /// active one once the step is done; `None` while there is none).
-    Material(Option<String>),
+    /// active one once the step is done; `None` while there is none), read no earlier than the
+    /// given time: publishing a new key reads Okta's metadata again, in case it changed since.
+    Material(Option<String>, Option<Timestamp>),
 }
 
 /// What `plan` needs, for a credential whose status is `status` (before the step).
@@ -163,8 +166,13 @@ pub fn need(plan: &Plan, status: &SamlAppCredentialStatus) -> Need {
         }
         // Status only: what it removes needs nothing of Okta.
         Plan::Retire { .. } => Need::Nothing,
-        Plan::Adopt { key } => Need::Material(Some(key.kid.clone())),
-        Plan::Publish { .. } | Plan::WriteSecret => Need::Material(active),
+        Plan::Adopt { key } => Need::Material(Some(key.kid.clone()), None),
+        // startedAt has whole seconds: a document read in that second may predate the rotation.
+        Plan::Publish { .. } => Need::Material(
+            active,
+            status.rotation.as_ref().map(|r| r.started_at.0 + jiff::SignedDuration::from_secs(1)),
+        ),
+        Plan::WriteSecret => Need::Material(active, None),
         Plan::AdoptExternalChange { .. }
         | Plan::RecordActivation { .. }
         | Plan::StartRotation { .. }
@@ -180,12 +188,13 @@ pub fn satisfies(snapshot: &OktaSnapshot, need: &Need) -> bool {
     match need {
         Need::Nothing => true,
         Need::Read => !snapshot.trusted,
-        Need::Material(kid) => {
+        Need::Material(kid, since) => {
+            let fresh = |m: &Material| since.is_none_or(|since| m.metadata_read_at.is_some_and(|at| at >= since));
             !snapshot.trusted
                 && snapshot
                     .material
                     .as_ref()
-                    .is_some_and(|m| kid.as_deref().is_none_or(|kid| m.metadata_of(kid).is_some()))
+                    .is_some_and(|m| kid.as_deref().is_none_or(|kid| m.metadata_of(kid).is_some() && fresh(m)))
         }
     }
 }
@@ -223,7 +232,7 @@ pub async fn read(okta: &Arc<OktaClient>, app_id: &str, now: Timestamp) -> Resul
     let keys = list_keys(okta, app_id).await?;
     let observed = keys.values().map(|k| k.observed.clone()).collect();
     let app = ObservedApp::Found { active_kid: app.active_kid().map(str::to_string), keys: observed };
-    Ok(snapshot(app, Some(Arc::new(Material { keys, metadata: None }))))
+    Ok(snapshot(app, Some(Arc::new(Material { keys, ..Material::default() }))))
 }
 
 async fn list_keys(okta: &OktaClient, app_id: &str) -> Result<BTreeMap<String, KeyRecord>, OktaError> {
@@ -250,14 +259,16 @@ pub async fn refresh(snapshot: OktaSnapshot, now: Timestamp) -> Result<OktaSnaps
     if app.active_kid() != snapshot.active_kid() || snapshot.app == ObservedApp::NotFound {
         return read(&snapshot.client, &snapshot.app_id, now).await;
     }
-    Ok(OktaSnapshot { read_at: now, ..snapshot })
+    // A resync only checks for drift; material is read again when a step needs it.
+    Ok(OktaSnapshot { read_at: now, material: None, ..snapshot })
 }
 
 /// `snapshot` with the material a Secret write needs: the keys (kept, or read) and the metadata
-/// of `kid` (kept, or read).
+/// of `kid` (kept when read since `since`, or read).
 pub async fn with_material(
     snapshot: OktaSnapshot,
     kid: Option<&str>,
+    since: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<OktaSnapshot, OktaError> {
     let snapshot = match (&snapshot.material, &snapshot.app) {
@@ -268,17 +279,20 @@ pub async fn with_material(
                 active_kid: active_kid.clone(),
                 keys: keys.values().map(|k| k.observed.clone()).collect(),
             };
-            OktaSnapshot { app, material: Some(Arc::new(Material { keys, metadata: None })), ..snapshot }
+            OktaSnapshot { app, material: Some(Arc::new(Material { keys, ..Material::default() })), ..snapshot }
         }
         _ => snapshot,
     };
     let Some(material) = snapshot.material.clone() else { return Ok(snapshot) };
-    let Some(kid) = kid.filter(|kid| material.metadata_of(kid).is_none() && material.keys.contains_key(*kid)) else {
+    let fresh = since.is_none_or(|since| material.metadata_read_at.is_some_and(|at| at >= since));
+    let kept = |kid: &str| material.metadata_of(kid).is_some() && fresh;
+    let Some(kid) = kid.filter(|kid| !kept(kid) && material.keys.contains_key(*kid)) else {
         return Ok(snapshot);
     };
     let document = snapshot.client.saml_metadata(&snapshot.app_id, kid).await?;
     let mut material = (*material).clone();
     material.metadata = Some((kid.to_string(), document));
+    material.metadata_read_at = Some(now);
     Ok(OktaSnapshot { material: Some(Arc::new(material)), ..snapshot })
 }
 

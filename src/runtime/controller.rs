@@ -252,7 +252,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     });
 
     let config = controller::Config::default().concurrency(args.concurrency);
-    let mut tasks: Vec<ReconcileFuture> = background;
+    let mut tasks: Vec<ReconcileFuture> = Vec::new();
     let streams = credential_streams.into_iter().zip(secret_streams).zip(org_streams);
     for (i, ((credentials, secrets), orgs)) in streams.enumerate() {
         let ns = &scopes[i];
@@ -317,7 +317,11 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         tracing::info!("caches synced; ready");
     });
 
-    futures::future::join_all(tasks).await;
+    // The reflectors that trigger nothing run until the controllers have stopped.
+    tokio::select! {
+        _ = futures::future::join_all(tasks) => {}
+        _ = futures::future::join_all(background) => {}
+    }
     if let Some(leadership) = leadership {
         leadership.release().await;
     }
