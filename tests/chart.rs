@@ -559,6 +559,8 @@ async fn cluster_wide_install_grants_only_what_the_operator_needs() {
             ("patch", "statefulsets.apps", o),
             ("patch", "daemonsets.apps", o),
             ("get", "namespaces", ""),
+            // Cluster-wide, namespace labels are watched (metadata only) for ClusterOktaOrg selectors.
+            ("watch", "namespaces", ""),
             ("create", "leases.coordination.k8s.io", n),
             ("get", &lease, n),
             ("patch", &lease, n),
@@ -571,7 +573,7 @@ async fn cluster_wide_install_grants_only_what_the_operator_needs() {
         ("update", &lease, n),
         ("delete", "leases.coordination.k8s.io", n),
         ("update", "namespaces", ""),
-        ("list", "namespaces", ""),
+        ("patch", "namespaces", ""),
         ("delete", "clusteroktaorgs.samlcred.io", ""),
         // Server-side apply is a patch: no whole-object writes.
         ("update", "samlappcredentials.samlcred.io", o),

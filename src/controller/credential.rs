@@ -220,7 +220,9 @@ async fn step(
         Some(snapshot) => snapshot,
         None => observe::read(&okta, &spec.app_id, now).await?,
     };
-    if snapshot.resync_at(ctx.settings.okta_resync) <= now {
+    let generation = credential.metadata.generation;
+    if snapshot.resync_at(ctx.settings.okta_resync) <= now || snapshot.generation.is_some_and(|g| Some(g) != generation)
+    {
         snapshot = observe::refresh(snapshot, now).await?;
     }
     let mut observing = Observing {
@@ -391,6 +393,7 @@ async fn step(
     let resync_at = snapshot.resync_at(ctx.settings.okta_resync);
     done.wake_at = done.wake_at.map(|at| at.min(resync_at));
     let keep = done.wake_at.is_none_or(|at| at.duration_since(now) < KEEP_MATERIAL_FOR);
+    snapshot.generation = generation;
     ctx.ledger.set_okta(&uid, Some(if keep { snapshot } else { snapshot.compact() }));
     Ok(done)
 }

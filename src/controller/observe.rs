@@ -58,6 +58,9 @@ pub struct OktaSnapshot {
     pub app: ObservedApp,
     /// Kept only while a step is likely to render the Secret soon.
     pub material: Option<Arc<Material>>,
+    /// The credential's generation when the snapshot was last used: a changed spec reads the app
+    /// again, as a resync does.
+    pub generation: Option<i64>,
 }
 
 impl OktaSnapshot {
@@ -112,6 +115,7 @@ impl OktaSnapshot {
             trusted: true,
             app: ObservedApp::Found { active_kid: Some(active.kid.clone()), keys },
             material: None,
+            generation: status.observed_generation,
         })
     }
 
@@ -223,6 +227,7 @@ pub async fn read(okta: &Arc<OktaClient>, app_id: &str, now: Timestamp) -> Resul
         trusted: false,
         app,
         material,
+        generation: None,
     };
     let app = match okta.get_app(app_id).await {
         Ok(app) => app,

@@ -154,18 +154,20 @@ impl OrgClients {
         self.caches = Some(caches);
     }
 
+    /// From the cache; a miss is asked of the API server (the org may be newer than the cache,
+    /// and a missing org is an error worth being sure of).
     async fn okta_org(&self, namespace: &str, name: &str) -> Result<Option<OktaOrg>, kube::Error> {
-        match &self.caches {
-            Some(caches) => Ok(caches.okta_org(namespace, name).map(|org| (*org).clone())),
-            None => Api::<OktaOrg>::namespaced(self.kube.clone(), namespace).get_opt(name).await,
+        if let Some(org) = self.caches.as_ref().and_then(|caches| caches.okta_org(namespace, name)) {
+            return Ok(Some((*org).clone()));
         }
+        Api::<OktaOrg>::namespaced(self.kube.clone(), namespace).get_opt(name).await
     }
 
     async fn cluster_org(&self, name: &str) -> Result<Option<ClusterOktaOrg>, kube::Error> {
-        match &self.caches {
-            Some(caches) => Ok(caches.cluster_org(name).map(|org| (*org).clone())),
-            None => Api::<ClusterOktaOrg>::all(self.kube.clone()).get_opt(name).await,
+        if let Some(org) = self.caches.as_ref().and_then(|caches| caches.cluster_org(name)) {
+            return Ok(Some((*org).clone()));
         }
+        Api::<ClusterOktaOrg>::all(self.kube.clone()).get_opt(name).await
     }
 
     async fn namespace_labels(&self, namespace: &str) -> Result<BTreeMap<String, String>, kube::Error> {

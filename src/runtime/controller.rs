@@ -79,11 +79,6 @@ fn error_policy<K>(_: Arc<K>, error: &ReconcileError, _: Arc<Context>) -> Action
         // Counted and reported by the guard already.
         ReconcileError::Panicked { .. } => return Action::requeue(guard::PANIC_RETRY),
     };
-    // 409: the reconcile ran on a cache behind samlcred's own last write; retry as soon as it caught up.
-    if matches!(error, kube::Error::Api(status) if status.code == 409) {
-        tracing::debug!("status write conflicted with a newer version; retrying");
-        return Action::requeue(Duration::from_millis(200));
-    }
     tracing::warn!("reconcile failed: {error}");
     Action::requeue(Duration::from_secs(5))
 }
@@ -178,12 +173,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     }
     let mut secret_streams = Vec::new();
     let mut secret_stores = Vec::new();
-    let mut secret_scopes = scopes.clone();
-    if !scopes.iter().any(|ns| ns.is_none() || ns.as_deref() == Some(args.cluster_resource_namespace.as_str())) {
-        // ClusterOktaOrgs' Secrets live there; watched for their resourceVersions only.
-        secret_scopes.push(Some(args.cluster_resource_namespace.clone()));
-    }
-    for ns in &secret_scopes {
+    // In scoped mode the cluster resource namespace (where ClusterOktaOrgs' Secrets live) may only
+    // be read by name, so those Secrets are read when used instead of watched.
+    for ns in &scopes {
         let (reader, writer) = reflector::store();
         let secrets: Api<PartialObjectMeta<Secret>> = scoped(&client, ns);
         let stream = watcher(secrets, watcher::Config::default())
@@ -223,10 +215,6 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         namespaces: (scopes == [None]).then_some(namespace_store),
         indexes: indexes.clone(),
     };
-    // The Secrets outside the scopes have no controller to trigger: drive their watches here.
-    for stream in secret_streams.drain(scopes.len()..) {
-        background.push(Box::pin(drain(stream)));
-    }
 
     let reporter = Reporter { controller: "samlcred".into(), instance: std::env::var("POD_NAME").ok() };
     let okta_metrics: Arc<dyn crate::okta::MetricsHook> = metrics.clone();
