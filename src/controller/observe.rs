@@ -315,3 +315,6 @@ pub fn secret_inputs(
     serde_json::to_string(&template).unwrap_or_default().hash(&mut hasher);
     hasher.finish()
 }
+
+#[cfg(test)]
+mod tests;

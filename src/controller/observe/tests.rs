@@ -1,0 +1,110 @@
+use super::*;
+use crate::api::{ActiveKey, RotationPhase, RotationTrigger};
+use crate::rotation::record;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+fn key(kid: &str) -> ObservedKey {
+    let now = Timestamp::now();
+    ObservedKey {
+        kid: kid.into(),
+        created: now,
+        not_before: now,
+        not_after: now + jiff::SignedDuration::from_hours(24 * 365),
+        x5t_s256: format!("x5t-{kid}"),
+    }
+}
+
+fn client() -> Arc<OktaClient> {
+    crate::okta::install_crypto_provider();
+    let auth = crate::okta::Auth::ApiToken(secrecy::SecretString::from("t".to_string()));
+    let config = crate::okta::OrgConfig::new(url::Url::parse("https://example.okta.com").unwrap(), auth);
+    Arc::new(OktaClient::new(config).unwrap())
+}
+
+fn snapshot(trusted: bool, material: Option<Material>) -> OktaSnapshot {
+    OktaSnapshot {
+        client: client(),
+        app_id: "0oa1".into(),
+        read_at: Timestamp::now(),
+        trusted,
+        app: ObservedApp::Found { active_kid: Some("a".into()), keys: vec![key("a")] },
+        material: material.map(Arc::new),
+        generation: Some(1),
+    }
+}
+
+fn active_status() -> SamlAppCredentialStatus {
+    let a = key("a");
+    SamlAppCredentialStatus {
+        active_key: Some(ActiveKey {
+            kid: a.kid,
+            not_before: Time(a.not_before),
+            not_after: Time(a.not_after),
+            x5t_s256: a.x5t_s256,
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn waits_need_nothing_and_acting_needs_a_read() {
+    let status = active_status();
+    for plan in
+        [Plan::WaitUntil(Timestamp::now()), Plan::AwaitApproval { kid: "b".into() }, Plan::Retire { kids: vec![] }]
+    {
+        assert_eq!(need(&plan, &status), Need::Nothing, "{plan:?}");
+    }
+    for plan in
+        [Plan::Generate, Plan::Activate { kid: "b".into() }, Plan::StartRotation { trigger: RotationTrigger::Expiry }]
+    {
+        assert_eq!(need(&plan, &status), Need::Read, "{plan:?}");
+        assert!(!satisfies(&snapshot(true, None), &Need::Read), "a status-made snapshot cannot act: {plan:?}");
+        assert!(satisfies(&snapshot(false, None), &Need::Read));
+    }
+    assert_eq!(
+        need(&Plan::Adopt { key: key("a") }, &SamlAppCredentialStatus::default()),
+        Need::Material(Some("a".into()), None)
+    );
+    assert_eq!(need(&Plan::WriteSecret, &status), Need::Material(Some("a".into()), None));
+}
+
+#[test]
+fn publishing_needs_metadata_read_since_the_rotation_started() {
+    let mut status = active_status();
+    let started = Timestamp::now();
+    status = record::start_rotation(&status, RotationTrigger::Manual, None, started);
+    assert_eq!(status.rotation.as_ref().unwrap().phase, RotationPhase::Generating);
+    let Need::Material(kid, Some(since)) = need(&Plan::Publish { kid: "b".into() }, &status) else {
+        panic!("publishing needs fresh metadata");
+    };
+    assert_eq!(kid.as_deref(), Some("a"));
+    let with_metadata = |read_at: Timestamp| Material {
+        keys: BTreeMap::new(),
+        metadata: Some(("a".into(), "<md/>".into())),
+        metadata_read_at: Some(read_at),
+    };
+    let need = Need::Material(kid.clone(), Some(since));
+    let before = started - jiff::SignedDuration::from_mins(5);
+    assert!(!satisfies(&snapshot(false, Some(with_metadata(before))), &need), "metadata from before the rotation");
+    assert!(satisfies(&snapshot(false, Some(with_metadata(since))), &need));
+    assert!(!satisfies(&snapshot(true, Some(with_metadata(since))), &need), "a status-made snapshot");
+    assert!(!satisfies(&snapshot(false, None), &need), "no material at all");
+}
+
+#[test]
+fn a_trusted_snapshot_says_what_status_says() {
+    let status = active_status();
+    let trusted = OktaSnapshot::trusted(&status, client(), "0oa1", Timestamp::now()).unwrap();
+    assert!(trusted.trusted);
+    assert_eq!(trusted.active_kid(), Some("a"));
+    assert!(OktaSnapshot::trusted(&SamlAppCredentialStatus::default(), client(), "0oa1", Timestamp::now()).is_none());
+}
+
+#[test]
+fn secret_inputs_follow_the_published_kids_and_the_generation() {
+    let status = active_status();
+    let base = secret_inputs(&status, Some(1), None);
+    assert_eq!(base, secret_inputs(&status, Some(1), None));
+    assert_ne!(base, secret_inputs(&status, Some(2), None));
+    assert_ne!(base, secret_inputs(&SamlAppCredentialStatus::default(), Some(1), None));
+}
