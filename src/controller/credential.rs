@@ -211,15 +211,15 @@ async fn step(
     // After a restart a settled credential waits on what status says; its first resync is spread
     // over the interval by its uid, so a restart does not read every app at once.
     let kept = entry.okta.clone().filter(|s| s.is_of(&okta, &spec.app_id)).or_else(|| {
-        let read_at = ctx.settings.first_read_at(&uid, now);
-        settled(&status, credential.metadata.generation)
-            .then(|| OktaSnapshot::trusted(&status, okta.clone(), &spec.app_id, read_at))
-            .flatten()
+        let trusted = OktaSnapshot::trusted(&status, okta.clone(), &spec.app_id, now);
+        settled(&status, credential.metadata.generation).then_some(trusted).flatten()
     });
+    let phase = super::spread(&uid);
     let mut snapshot = match kept {
         Some(snapshot) => snapshot,
         None => observe::read(&okta, &spec.app_id, now).await?,
     };
+    snapshot.phase = phase;
     let generation = credential.metadata.generation;
     if snapshot.resync_at(ctx.settings.okta_resync) <= now || snapshot.generation.is_some_and(|g| Some(g) != generation)
     {
@@ -389,11 +389,11 @@ async fn step(
         };
         ctx.publish(credential, type_, reason, note, action_of(&plan)).await;
     }
-    // Okta is read again for drift once the resync interval since the last read has passed.
+    // Okta is read again for drift at the credential's next turn in the resync schedule.
+    (snapshot.generation, snapshot.phase) = (generation, phase);
     let resync_at = snapshot.resync_at(ctx.settings.okta_resync);
     done.wake_at = done.wake_at.map(|at| at.min(resync_at));
     let keep = done.wake_at.is_none_or(|at| at.duration_since(now) < KEEP_MATERIAL_FOR);
-    snapshot.generation = generation;
     ctx.ledger.set_okta(&uid, Some(if keep { snapshot } else { snapshot.compact() }));
     Ok(done)
 }

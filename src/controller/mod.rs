@@ -83,15 +83,6 @@ impl Settings {
         self.nominal_backoff(failures).mul_f64(1.0 - BACKOFF_JITTER)
     }
 
-    /// When a snapshot trusted from status after a restart counts as read: its first resync then
-    /// falls at the point of the interval that the credential's uid picks ([`spread`]), so a
-    /// restart spreads the fleet's Okta reads over one interval instead of making them at once.
-    pub fn first_read_at(&self, uid: &str, now: Timestamp) -> Timestamp {
-        let interval = self.okta_resync;
-        let back = interval.saturating_sub(interval.mul_f64(spread(uid)));
-        now.checked_sub(jiff::SignedDuration::try_from(back).unwrap_or(jiff::SignedDuration::ZERO)).unwrap_or(now)
-    }
-
     fn nominal_backoff(&self, failures: i32) -> Duration {
         let exponent = failures.saturating_sub(1).clamp(0, 20) as u32;
         self.backoff_base.saturating_mul(2u32.saturating_pow(exponent)).min(self.backoff_cap)

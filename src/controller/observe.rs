@@ -61,6 +61,10 @@ pub struct OktaSnapshot {
     /// The credential's generation when the snapshot was last used: a changed spec reads the app
     /// again, as a resync does.
     pub generation: Option<i64>,
+    /// Where in each resync interval this credential's resyncs fall (a fraction the uid picks,
+    /// [`super::spread`]): the fleet's resyncs are spread evenly over the interval, however many
+    /// credentials were adopted or restarted at once.
+    pub phase: f64,
 }
 
 impl OktaSnapshot {
@@ -69,10 +73,15 @@ impl OktaSnapshot {
         Arc::ptr_eq(&self.client, client) && self.app_id == app_id
     }
 
-    /// When Okta is read again for drift.
+    /// When Okta is read again for drift: the first point of the credential's schedule (its
+    /// phase, then every interval) after the last read, so never more than an interval later.
     pub fn resync_at(&self, interval: std::time::Duration) -> Timestamp {
-        let interval = jiff::SignedDuration::try_from(interval).unwrap_or(jiff::SignedDuration::MAX);
-        self.read_at.checked_add(interval).unwrap_or(Timestamp::MAX)
+        let interval = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX).max(1);
+        let offset = (interval as f64 * self.phase.clamp(0.0, 1.0)) as i64;
+        let read = self.read_at.as_millisecond();
+        let turns = (read - offset).div_euclid(interval).saturating_add(1);
+        let at = turns.saturating_mul(interval).saturating_add(offset);
+        Timestamp::from_millisecond(at).unwrap_or(Timestamp::MAX)
     }
 
     pub fn active_kid(&self) -> Option<&str> {
@@ -83,7 +92,7 @@ impl OktaSnapshot {
     }
 
     /// What a status that samlcred wrote says Okta showed: after a restart, a settled credential
-    /// waits on this instead of reading Okta at once. `read_at` places its first resync.
+    /// waits on this instead of reading Okta at once, until its turn in the resync schedule.
     pub fn trusted(
         status: &SamlAppCredentialStatus,
         client: Arc<OktaClient>,
@@ -116,6 +125,7 @@ impl OktaSnapshot {
             app: ObservedApp::Found { active_kid: Some(active.kid.clone()), keys },
             material: None,
             generation: status.observed_generation,
+            phase: 0.0,
         })
     }
 
@@ -228,6 +238,7 @@ pub async fn read(okta: &Arc<OktaClient>, app_id: &str, now: Timestamp) -> Resul
         app,
         material,
         generation: None,
+        phase: 0.0,
     };
     let app = match okta.get_app(app_id).await {
         Ok(app) => app,

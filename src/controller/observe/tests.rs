@@ -30,6 +30,7 @@ fn snapshot(trusted: bool, material: Option<Material>) -> OktaSnapshot {
         app: ObservedApp::Found { active_kid: Some("a".into()), keys: vec![key("a")] },
         material: material.map(Arc::new),
         generation: Some(1),
+        phase: 0.0,
     }
 }
 
@@ -107,4 +108,26 @@ fn secret_inputs_follow_the_published_kids_and_the_generation() {
     assert_eq!(base, secret_inputs(&status, Some(1), None));
     assert_ne!(base, secret_inputs(&status, Some(2), None));
     assert_ne!(base, secret_inputs(&SamlAppCredentialStatus::default(), Some(1), None));
+}
+
+#[test]
+fn resyncs_keep_the_credentials_turn_in_the_interval() {
+    let interval = std::time::Duration::from_secs(3600);
+    let mut snapshot = snapshot(false, None);
+    snapshot.phase = 0.25;
+    for read_at in ["2026-12-01T10:00:00Z", "2026-12-01T10:14:59Z", "2026-12-01T10:15:00Z", "2026-12-01T10:59:00Z"] {
+        snapshot.read_at = read_at.parse().unwrap();
+        let at = snapshot.resync_at(interval);
+        assert!(at > snapshot.read_at && at.duration_since(snapshot.read_at) <= jiff::SignedDuration::from_hours(1));
+        assert_eq!(at.as_second() % 3600, 900, "{read_at} -> {at}: off its turn (a quarter past)");
+    }
+    // A thousand credentials adopted in the same second resync spread over the interval.
+    let mut minutes = [0u32; 60];
+    for i in 0..1000 {
+        snapshot.phase = crate::controller::spread(&format!("uid-{i}"));
+        snapshot.read_at = "2026-12-01T10:00:00Z".parse().unwrap();
+        minutes[(snapshot.resync_at(interval).as_second() % 3600 / 60) as usize] += 1;
+    }
+    let busiest = *minutes.iter().max().unwrap();
+    assert!(busiest <= 30, "the busiest minute has {busiest} of 1000 resyncs (mean 16.7)");
 }
