@@ -3,10 +3,10 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test demo kube sp fmt-check clippy unit crds deploy docs bench install-plugin clean-testenv
+.PHONY: test demo kube sp okta-sdk deny fmt-check clippy unit crds deploy docs bench install-plugin clean-testenv
 
-## test: every check CI runs (fmt, clippy, unit and integration tests); builds what it needs first.
-test: kube sp fmt-check clippy unit
+## test: every check CI runs (fmt, clippy, cargo-deny, unit and integration tests); builds what it needs first.
+test: kube sp okta-sdk fmt-check clippy deny unit
 
 ## kube: build etcd, kube-apiserver, kube-controller-manager, kubectl and helm once per machine.
 kube:
@@ -16,14 +16,24 @@ kube:
 sp:
 	bash tests/sp/setup.sh >/dev/null
 
+## okta-sdk: Okta's Python SDK (PyPI okta, pinned) in a cached venv: the client of okta-sim's SDK test.
+okta-sdk:
+	bash tests/okta-sdk/setup.sh >/dev/null
+
+## deny: cargo-deny (pinned, installed once per machine) checks licenses, bans, sources and advisories
+## (offline, from the RustSec snapshot in ../shared/advisory-db), and that samlcred links no rsa.
+deny:
+	CARGO="$(CARGO)" bash tests/deny/check.sh
+
 fmt-check:
 	$(CARGO) fmt --all --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-unit: kube sp
+unit: kube sp okta-sdk
 	SAMLCRED_KUBE_BIN="$$(bash tests/kube/build.sh)" SAMLCRED_SP_PYTHON="$$(bash tests/sp/setup.sh)" \
+		SAMLCRED_OKTA_SDK_PYTHON="$$(bash tests/okta-sdk/setup.sh)" \
 		$(CARGO) test --workspace --locked --no-fail-fast
 
 ## demo: run samlcred's main job locally (control plane + Okta simulator); Ctrl-C stops it.

@@ -129,7 +129,7 @@ async fn no_secret_reaches_logs_errors_or_debug_output() {
     secrets.push(KNOWN_ACCESS_TOKEN.into());
     secrets.push("00-ssws-secret-token".into());
     let private_jwk: Value = serde_json::from_str(&rsa_jwk).unwrap();
-    for part in ["d", "p", "q"] {
+    for part in ["d", "p", "q", "dp", "dq", "qi"] {
         secrets.push(private_jwk[part].as_str().unwrap().to_string());
     }
     let pem_body: Vec<&str> = ec_pem.lines().filter(|l| !l.starts_with("-----")).collect();

@@ -144,8 +144,11 @@ pub fn get(state: &SimState, app_id: &str) -> Response<Body> {
     }
 }
 
-/// `PUT /api/v1/apps/{appId}`: replaces label, settings and the signing kid. System-assigned
-/// properties in the body (`id`, `name`, `status`, `created`, `lastUpdated`) are ignored.
+/// `PUT /api/v1/apps/{appId}`: changes the label, the signing kid, and what the body gives of
+/// `settings`, `visibility`, `accessibility` and `credentials.userNameTemplate`. As Okta does, it
+/// keeps whatever the body leaves out (objects are merged member by member; any other value, an
+/// array included, replaces the old one) and answers with the whole app. System-assigned
+/// properties in the body (`id`, `name`, `status`, `created`, `lastUpdated`, `_links`) are ignored.
 pub fn replace(state: &SimState, app_id: &str, body: &[u8]) -> Response<Body> {
     let now = state.now();
     let mut org = state.org();
@@ -169,12 +172,12 @@ pub fn replace(state: &SimState, app_id: &str, body: &[u8]) -> Response<Body> {
             return OktaError::validation("signOnMode", "signOnMode: The field cannot be left blank.").into_response();
         }
     }
-    let settings = match body.get("settings") {
-        None => None,
-        Some(s @ Value::Object(_)) => Some(s.clone()),
-        Some(_) => return OktaError::malformed_body().into_response(),
+    let [settings, visibility, accessibility, user_name_template] = match mergeable(&body) {
+        Ok(changes) => changes,
+        Err(e) => return e.into_response(),
     };
-    let kid = match body.get("credentials").and_then(|c| c.get("signing")).and_then(|s| s.get("kid")) {
+    let credentials = body.get("credentials");
+    let kid = match credentials.and_then(|c| c.get("signing")).and_then(|s| s.get("kid")) {
         None | Some(Value::Null) => None,
         Some(Value::String(kid)) if app.key(kid).is_some() => Some(kid.clone()),
         Some(other) => {
@@ -187,14 +190,56 @@ pub fn replace(state: &SimState, app_id: &str, body: &[u8]) -> Response<Body> {
         }
     };
     app.label = label;
-    if let Some(settings) = settings {
-        app.settings = settings;
+    for (target, change) in [
+        (&mut app.settings, settings),
+        (&mut app.visibility, visibility),
+        (&mut app.accessibility, accessibility),
+        (&mut app.user_name_template, user_name_template),
+    ] {
+        if let Some(change) = change {
+            merge(target, change);
+        }
     }
     if kid.is_some() {
         app.active_kid = kid;
     }
     app.last_updated = now;
     json_response(StatusCode::OK, &app.to_json(&state.base_url))
+}
+
+/// What the body gives of `settings`, `visibility`, `accessibility` and
+/// `credentials.userNameTemplate`, in that order (None where it leaves one out).
+fn mergeable(body: &serde_json::Map<String, Value>) -> Result<[Option<Value>; 4], OktaError> {
+    let object = |value: Option<&Value>| match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Object(_)) => Ok(Some(v.clone())),
+        Some(_) => Err(OktaError::malformed_body()),
+    };
+    let credentials = object(body.get("credentials"))?;
+    Ok([
+        object(body.get("settings"))?,
+        object(body.get("visibility"))?,
+        object(body.get("accessibility"))?,
+        object(credentials.as_ref().and_then(|c| c.get("userNameTemplate")))?,
+    ])
+}
+
+/// Merges `change` into `target`: an object member by member (recursively), anything else by
+/// replacing it.
+fn merge(target: &mut Value, change: Value) {
+    match (target, change) {
+        (Value::Object(target), Value::Object(change)) => {
+            for (name, value) in change {
+                match target.get_mut(&name) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        target.insert(name, value);
+                    }
+                }
+            }
+        }
+        (target, change) => *target = change,
+    }
 }
 
 #[cfg(test)]
@@ -208,6 +253,18 @@ mod tests {
             f,
             Filter(vec![("credentials.signing.kid".into(), "abc".into()), ("status".into(), "ACTIVE".into())])
         );
+    }
+
+    #[test]
+    fn merge_keeps_what_the_change_leaves_out() {
+        let mut target = serde_json::json!({"signOn": {"a": 1, "b": {"c": 2, "d": 3}, "list": [1, 2]}, "other": true});
+        merge(&mut target, serde_json::json!({"signOn": {"b": {"c": 20}, "list": [3], "new": "x"}}));
+        assert_eq!(
+            target,
+            serde_json::json!({"signOn": {"a": 1, "b": {"c": 20, "d": 3}, "list": [3], "new": "x"}, "other": true})
+        );
+        merge(&mut target, serde_json::json!({"signOn": null}));
+        assert_eq!(target, serde_json::json!({"signOn": null, "other": true}));
     }
 
     #[test]

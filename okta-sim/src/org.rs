@@ -20,8 +20,13 @@ pub struct App {
     pub active_kid: Option<String>,
     /// Every key credential of the app, oldest first. Okta never deletes them.
     pub keys: Vec<KeyCredential>,
-    /// `settings`, kept as given (a PUT may replace it). `settings.signOn` drives sign-ins.
+    /// `settings`; a PUT merges what it sends into it. `settings.signOn` drives sign-ins.
     pub settings: Value,
+    /// `visibility`, `accessibility` and `credentials.userNameTemplate`: what else a PUT may change
+    /// (merged the same way).
+    pub visibility: Value,
+    pub accessibility: Value,
+    pub user_name_template: Value,
     /// Okta's external key of the app (`exk...`): the IdP entityID is
     /// `http://www.okta.com/{external_key}` and the SSO URL `/app/{name}/{external_key}/sso/saml`.
     pub external_key: String,
@@ -41,6 +46,12 @@ impl App {
         let org_slug: String = org_name.chars().filter(char::is_ascii_alphanumeric).collect();
         let name = format!("{org_slug}_{slug}_1");
         let settings = default_saml_settings(base_url, &id);
+        let visibility = json!({
+            "autoLaunch": false,
+            "autoSubmitToolbar": false,
+            "hide": { "iOS": false, "web": false },
+            "appLinks": { format!("{name}_link"): true },
+        });
         App {
             id,
             name,
@@ -51,6 +62,9 @@ impl App {
             active_kid: None,
             keys: Vec::new(),
             settings,
+            visibility,
+            accessibility: json!({ "selfService": false }),
+            user_name_template: json!({ "template": "${source.login}", "type": "BUILT_IN" }),
             external_key: new_okta_id("exk"),
             sso_subject: DEFAULT_SUBJECT.to_string(),
         }
@@ -90,17 +104,12 @@ impl App {
             "status": self.status,
             "created": okta_time(self.created),
             "lastUpdated": okta_time(self.last_updated),
-            "accessibility": { "selfService": false },
-            "visibility": {
-                "autoLaunch": false,
-                "autoSubmitToolbar": false,
-                "hide": { "iOS": false, "web": false },
-                "appLinks": { format!("{}_link", self.name): true },
-            },
+            "accessibility": self.accessibility,
+            "visibility": self.visibility,
             "features": [],
             "signOnMode": "SAML_2_0",
             "credentials": {
-                "userNameTemplate": { "template": "${source.login}", "type": "BUILT_IN" },
+                "userNameTemplate": self.user_name_template,
                 "signing": signing,
             },
             "settings": self.settings,

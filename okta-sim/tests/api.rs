@@ -135,6 +135,57 @@ async fn replace_app_switches_the_signing_key_and_validates_the_body() {
     expect_okta_error(response, 404, "E0000007").await;
 }
 
+/// Okta's replace keeps what the body leaves out and answers with the whole app; `visibility`
+/// and `credentials.userNameTemplate` change like `settings` do.
+#[tokio::test]
+async fn replace_app_keeps_what_the_body_leaves_out_and_changes_what_it_gives() {
+    let sim = start().await;
+    let app = seed(&sim, "Wiki", 2);
+    let http = client();
+    let url = format!("{}/api/v1/apps/{}", sim.base_url(), app.id);
+    let before = json_of(ssws(http.get(&url)).send().await.unwrap()).await;
+
+    // Only some settings, some of visibility and a new user name template: no signing kid.
+    let body = json!({
+        "label": "Wiki 2",
+        "signOnMode": "SAML_2_0",
+        "visibility": {"autoSubmitToolbar": true, "hide": {"iOS": true}},
+        "credentials": {"userNameTemplate": {"template": "${source.email}", "type": "BUILT_IN"}},
+        "settings": {"signOn": {"audience": "urn:wiki:2", "attributeStatements": []}},
+    });
+    let response = ssws(http.put(&url)).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let after = json_of(response).await;
+    assert_eq!(after, json_of(ssws(http.get(&url)).send().await.unwrap()).await, "the answer is the whole app");
+
+    let mut expected = before.clone();
+    expected["label"] = json!("Wiki 2");
+    expected["visibility"]["autoSubmitToolbar"] = json!(true);
+    expected["visibility"]["hide"]["iOS"] = json!(true);
+    expected["credentials"]["userNameTemplate"]["template"] = json!("${source.email}");
+    expected["settings"]["signOn"]["audience"] = json!("urn:wiki:2");
+    expected["lastUpdated"] = after["lastUpdated"].clone();
+    assert_eq!(after, expected);
+    assert_eq!(after["credentials"]["signing"]["kid"], app.kids[0].as_str(), "the signing key stays");
+    assert_eq!(after["visibility"]["hide"]["web"], false, "kept inside a changed object");
+    assert!(after["settings"]["signOn"]["ssoAcsUrl"].is_string(), "sign-ins still work");
+
+    // The bare minimum changes nothing else.
+    let minimal = json!({"label": "Wiki 2", "signOnMode": "SAML_2_0"});
+    let again = json_of(ssws(http.put(&url)).json(&minimal).send().await.unwrap()).await;
+    assert_eq!(again["settings"], after["settings"]);
+    assert_eq!(again["visibility"], after["visibility"]);
+    assert_eq!(again["credentials"], after["credentials"]);
+
+    // What must be an object is refused otherwise, and nothing changes.
+    for bad in [json!({"visibility": "hidden"}), json!({"credentials": {"userNameTemplate": 7}})] {
+        let mut body = minimal.clone();
+        body.as_object_mut().unwrap().extend(bad.as_object().unwrap().clone());
+        expect_okta_error(ssws(http.put(&url)).json(&body).send().await.unwrap(), 400, "E0000003").await;
+    }
+    assert_eq!(json_of(ssws(http.get(&url)).send().await.unwrap()).await["visibility"], after["visibility"]);
+}
+
 #[tokio::test]
 async fn generated_keys_are_real_rsa_keys_in_real_certificates() {
     let sim = start().await;

@@ -146,6 +146,43 @@ async fn client_assertions_are_verified() {
     assert!(body["error_description"].as_str().unwrap().contains("already been used"));
 }
 
+/// Okta authenticates the client first and consumes the assertion's `jti` on every token request,
+/// whatever the answer: a refused scope or a DPoP nonce challenge uses the assertion up too.
+#[tokio::test]
+async fn every_token_request_consumes_its_assertion() {
+    let sim = start().await;
+    let key = ClientKey::rsa();
+    register(&sim, "0oaplain", &key, &["okta.apps.read"], false);
+    register(&sim, "0oabound", &key, &["okta.apps.read"], true);
+    let http = client();
+    let (base, tu) = (sim.base_url(), token_url(&sim));
+    let used = |response: reqwest::Response| async move {
+        let body = oauth_error(response, 401, "invalid_client").await;
+        assert_eq!(body["error_description"], "The client_assertion token has already been used.");
+    };
+
+    let assertion = key.assertion("0oaplain", &tu);
+    oauth_error(token_request(&http, &base, &assertion, "okta.apps.manage", None).await, 400, "invalid_scope").await;
+    used(token_request(&http, &base, &assertion, "okta.apps.read", None).await).await;
+
+    let assertion = key.assertion("0oabound", &tu);
+    oauth_error(token_request(&http, &base, &assertion, "okta.apps.read", None).await, 400, "invalid_dpop_proof").await;
+    used(token_request(&http, &base, &assertion, "okta.apps.read", Some(&key.dpop("POST", &tu, None, None))).await)
+        .await;
+
+    let assertion = key.assertion("0oabound", &tu);
+    let challenge =
+        token_request(&http, &base, &assertion, "okta.apps.read", Some(&key.dpop("POST", &tu, None, None))).await;
+    let nonce = challenge.headers()["dpop-nonce"].to_str().unwrap().to_string();
+    oauth_error(challenge, 400, "use_dpop_nonce").await;
+    let with_nonce = || key.dpop("POST", &tu, Some(&nonce), None);
+    used(token_request(&http, &base, &assertion, "okta.apps.read", Some(&with_nonce())).await).await;
+    let fresh = key.assertion("0oabound", &tu);
+    assert_eq!(token_request(&http, &base, &fresh, "okta.apps.read", Some(&with_nonce())).await.status(), 200);
+    let calls: Vec<u16> = sim.calls().iter().map(|c| c.status).collect();
+    assert_eq!(calls, [400, 401, 400, 401, 400, 401, 200]);
+}
+
 #[tokio::test]
 async fn scopes_are_enforced_at_the_token_endpoint_and_per_api_endpoint() {
     let sim = start().await;
@@ -228,12 +265,18 @@ async fn dpop_clients_get_a_nonce_challenge_then_a_bound_token() {
     let nonce = challenge.headers().get("dpop-nonce").expect("DPoP-Nonce header").to_str().unwrap().to_string();
     oauth_error(challenge, 400, "use_dpop_nonce").await;
 
-    // Bad proofs with the nonce are still refused.
+    // The challenge consumed the assertion, as Okta does: the retry with the nonce needs a new one.
+    let replay = token_request(&http, &base, &assertion, scope, Some(&key.dpop("POST", &tu, Some(&nonce), None))).await;
+    let body = oauth_error(replay, 401, "invalid_client").await;
+    assert_eq!(body["error_description"], "The client_assertion token has already been used.");
+
+    // Bad proofs with the nonce are still refused (each request with a new assertion).
+    let assertion = || key.assertion("0oadpop", &tu);
     let wrong_htm = key.dpop("GET", &tu, Some(&nonce), None);
-    oauth_error(token_request(&http, &base, &assertion, scope, Some(&wrong_htm)).await, 400, "invalid_dpop_proof")
+    oauth_error(token_request(&http, &base, &assertion(), scope, Some(&wrong_htm)).await, 400, "invalid_dpop_proof")
         .await;
     let wrong_htu = key.dpop("POST", "http://elsewhere/oauth2/v1/token", Some(&nonce), None);
-    oauth_error(token_request(&http, &base, &assertion, scope, Some(&wrong_htu)).await, 400, "invalid_dpop_proof")
+    oauth_error(token_request(&http, &base, &assertion(), scope, Some(&wrong_htu)).await, 400, "invalid_dpop_proof")
         .await;
     let mut claims =
         json!({"htm": "POST", "htu": tu, "iat": Timestamp::now().as_second(), "jti": random_id(), "nonce": nonce});
@@ -241,15 +284,15 @@ async fn dpop_clients_get_a_nonce_challenge_then_a_bound_token() {
     header.typ = Some("JWT".into());
     header.jwk = Some(serde_json::from_value(key.public_jwk.clone()).unwrap());
     let wrong_typ = key.sign(header, &claims);
-    oauth_error(token_request(&http, &base, &assertion, scope, Some(&wrong_typ)).await, 400, "invalid_dpop_proof")
+    oauth_error(token_request(&http, &base, &assertion(), scope, Some(&wrong_typ)).await, 400, "invalid_dpop_proof")
         .await;
     claims["iat"] = json!(Timestamp::now().as_second() - 3600);
     let stale = key.dpop_with(claims);
-    oauth_error(token_request(&http, &base, &assertion, scope, Some(&stale)).await, 400, "invalid_dpop_proof").await;
+    oauth_error(token_request(&http, &base, &assertion(), scope, Some(&stale)).await, 400, "invalid_dpop_proof").await;
 
-    // The same assertion, a proof with the nonce: a DPoP token.
+    // A new assertion, a proof with the nonce: a DPoP token.
     let proof = key.dpop("POST", &tu, Some(&nonce), None);
-    let granted = token_request(&http, &base, &assertion, scope, Some(&proof)).await;
+    let granted = token_request(&http, &base, &assertion(), scope, Some(&proof)).await;
     assert_eq!(granted.status(), 200);
     let token = json_of(granted).await;
     assert_eq!(token["token_type"], "DPoP");

@@ -10,15 +10,14 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use okta_sim::{OAuthClient, OktaSim, SeedApp, SeedKey, SeededApp};
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+use pkcs1::der::Decode;
 use samlcred::okta::{Auth, DpopMode, OrgConfig, PrivateKey, RetryPolicy};
 use serde_json::json;
 use url::Url;
 
 /// A throwaway RSA-2048 key made for these tests only (generating one in a debug build takes
 /// many seconds).
-pub const TEST_RSA_PEM: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAnl/rafvFHfaxT/wEw2Ewe9AebyLYFp5uCfJmoQvoitobSYVD\nJfeI5mfvBJFn0BeBRas6Jv4aJVsbmbcSJu9l+671WYTapoAXx1CB8OR7OafEcufo\nJXSrwdFjbVbkdPL8pxTWRT2JLP4+VsgF5RehdETm6c3nHGLaOu4M6TfbFn4u64vg\nkYlalIxMpe7gdkIqjjCxJxh3WyWLSuf4RG181ANtRbvr5omsRE2FUryG899J4+Ap\nsjsRtm3vmAnkjNtA08pcoe9RQzxHplZme9cNaLO5AkHryJ0AyAmmou6ws1LEyTUJ\na6bA/6uw7eU6AA1j4mQd8l1m1WcqznWZJSqaEQIDAQABAoIBAADpH/M9OYjEEoiZ\nXt+kD0F5qgsijKfd+QJWofoawEINd1WzY0ufF5WXkxDC00bSM8dA8PXTb+FiG4+v\n3/YDBLeZ7cWPgCsFQTMUsUKU1b6Nn+a3Pab60O1YNQr7vRbiZMst0VOW7dMpPRYw\n/T5a0JiuDWkvwBHyNuYFg2PTPeUXCf7DKj/GFtzPYDtL2BwSg7d9oVT7Xhz84Xax\nJAXS8cW+yOCirVVShn1Kd/pVOS7rcTWYLeTqV117l/a+d253K1KoD8izrD9BF0+q\nvQ1boyZv9o9h7rBsyi+BRIpnANVrFnyAKytUJnkjhCooM8VxUFzYspe7HbxydVi2\n7nTRpp8CgYEA2zUKad0WZ3AEIXkadRafjuRn3IB7ISobesE0ytoY0qvhqg57fj5U\n80mRmgBVjpLvUN4djKRVDBXXk6NTjOZe3OQzs44E4Q6rcV3GVU0PL7DOn/T52Gdu\nso866FUNkVjsOudp5osEjDj9r3SJeOMsirAjYAJC5PUfX6dKPc7As0cCgYEAuPUC\niBHbBgGcLld2u9HLSR6CaZPpBOGsWRC0nd75VyXUHt5VZWReEGZwVE1lmb0+PHqu\n65FOHGRETtGo+dVn0GjuHCk7M64NVtgY62neR2tHQ9eeTcl5hktLfErK4ibv1Ma9\nqQzM6b0QFAnPSrHv0CSDBPpg14s66bgiS8TZA+cCgYEAkL+5nKZNgQhK8f+SJPdH\nbYgNvWFp7UBs3OZwAfN6qMKvRShDC94FIpHV/6dw17DXLsM9J/3r2wshS3ByX3xP\n7/UQ3uRM/IA/XaDassEr4gYSqzWNNgU259oEwB5J00yw0US2fXIXErEfc5i0nosE\ngqBE+8UCf0YN7Y/+SkoYnUkCgYAAhaiJK8u7e5uuQc7y/sedIDnsBF/fBKgQ5Ewu\nOefoSBIOOEBzddISJ8ffZQyJX5BiaVI/FfzrdZj/w/W/JswROYqah79ECRS+jwOa\n/oSDHRlpZp1qyMvQBjxjUG68LrH0ns8AQCn/6um1tMViB5iOtNut0usdEKaM7Fkk\nb5zRNwKBgA0iKYPed693xhHcbSjg/MI0Mh9I1UHXUoQGdp2M1FWyZnFM4mWZst4s\nmjNXfV4mIKlYTAXzDgkPCrrYnRDB8EJRTnuk0SXLQYVrfAQvHmS2bX2BbOQzexXC\nf6nMNwA7ChJRrzH6CNyeKVn28u7MoYv6EWG4T29G9gOTR4dn5gaL\n-----END RSA PRIVATE KEY-----";
+pub const TEST_RSA_PEM: &str = include_str!("rsa-2048.pem");
 
 pub const SCOPES: [&str; 2] = ["okta.apps.read", "okta.apps.manage"];
 
@@ -26,17 +25,21 @@ pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The test RSA key as a private JWK, the form Okta's Admin Console hands out.
+/// The test RSA key as a private JWK with every CRT parameter, the form Okta's Admin Console
+/// hands out.
 pub fn rsa_private_jwk() -> String {
-    let key = rsa::RsaPrivateKey::from_pkcs1_pem(TEST_RSA_PEM).unwrap();
-    let primes = key.primes();
+    let (_, der) = pem_rfc7468::decode_vec(TEST_RSA_PEM.as_bytes()).unwrap();
+    let key = pkcs1::RsaPrivateKey::from_der(&der).unwrap();
     json!({
         "kty": "RSA",
-        "n": b64(&key.n().to_bytes_be()),
-        "e": b64(&key.e().to_bytes_be()),
-        "d": b64(&key.d().to_bytes_be()),
-        "p": b64(&primes[0].to_bytes_be()),
-        "q": b64(&primes[1].to_bytes_be()),
+        "n": b64(key.modulus.as_bytes()),
+        "e": b64(key.public_exponent.as_bytes()),
+        "d": b64(key.private_exponent.as_bytes()),
+        "p": b64(key.prime1.as_bytes()),
+        "q": b64(key.prime2.as_bytes()),
+        "dp": b64(key.exponent1.as_bytes()),
+        "dq": b64(key.exponent2.as_bytes()),
+        "qi": b64(key.coefficient.as_bytes()),
     })
     .to_string()
 }

@@ -69,6 +69,12 @@ fn issue(
     }
     let assertion = field("client_assertion");
     let client = find_client(book, assertion, field("client_id"))?;
+    // Client authentication comes first, and it consumes the assertion whatever the rest of the
+    // request earns (a token, `invalid_scope`, `use_dpop_nonce`): Okta accepts a `jti` once per
+    // token request, so a client that is asked for a DPoP nonce must sign a new assertion.
+    if let Some(jti) = verify_assertion(book, &client, assertion, token_url)? {
+        book.used_assertion_ids.insert(jti);
+    }
 
     let requested: Vec<String> = field("scope").split_whitespace().map(str::to_string).collect();
     if requested.is_empty() {
@@ -86,8 +92,6 @@ fn issue(
         ));
     }
 
-    // DPoP before the client assertion is consumed: a client answering `use_dpop_nonce` may
-    // resend the same assertion with a new proof.
     let proof = headers.get("dpop").and_then(|v| v.to_str().ok()).unwrap_or("");
     let dpop_jkt = if client.require_dpop || !proof.is_empty() {
         let expect = dpop::Expect { method: &Method::POST, url: token_url, access_token: None, nonce: true };
@@ -109,11 +113,6 @@ fn issue(
     } else {
         None
     };
-
-    let jti = verify_assertion(book, &client, assertion, token_url)?;
-    if let Some(jti) = jti {
-        book.used_assertion_ids.insert(jti);
-    }
 
     let access_token = random_token();
     let token_type = if dpop_jkt.is_some() { "DPoP" } else { "Bearer" };
@@ -147,7 +146,7 @@ fn find_client(book: &AuthBook, assertion: &str, client_id: &str) -> Result<OAut
     book.clients.get(&id).cloned().ok_or_else(|| OAuthError::invalid_client("The client_id is not valid."))
 }
 
-/// Checks the `private_key_jwt` assertion; returns its `jti` (not yet recorded).
+/// Checks the `private_key_jwt` assertion; returns its `jti` (not yet recorded as used).
 fn verify_assertion(
     book: &AuthBook,
     client: &OAuthClient,

@@ -71,6 +71,8 @@ pub struct ClientKey {
     pub alg: Algorithm,
     /// The public JWK (without kid).
     pub public_jwk: Value,
+    /// The private key as PKCS#8 PEM, for clients outside this process.
+    pub private_pem: String,
 }
 
 impl ClientKey {
@@ -84,13 +86,14 @@ impl ClientKey {
             encoding: EncodingKey::from_ec_pem(pem.as_bytes()).expect("ec key"),
             alg: Algorithm::ES256,
             public_jwk,
+            private_pem: pem.to_string(),
         }
     }
 
     /// RSA-2048, taken from the simulator's key pool.
     pub fn rsa() -> ClientKey {
         use rsa::pkcs1::EncodeRsaPrivateKey as _;
-        use rsa::pkcs8::DecodePrivateKey as _;
+        use rsa::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
         use rsa::traits::PublicKeyParts as _;
         let key = rsa::RsaPrivateKey::from_pkcs8_der(&okta_sim::keypool::take()).expect("rsa key");
         let der = key.to_pkcs1_der().expect("pkcs1");
@@ -99,7 +102,13 @@ impl ClientKey {
             "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
             "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
         });
-        ClientKey { encoding: EncodingKey::from_rsa_der(der.as_bytes()), alg: Algorithm::RS256, public_jwk }
+        let private_pem = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).expect("pem").to_string();
+        ClientKey {
+            encoding: EncodingKey::from_rsa_der(der.as_bytes()),
+            alg: Algorithm::RS256,
+            public_jwk,
+            private_pem,
+        }
     }
 
     pub fn sign(&self, header: Header, claims: &Value) -> String {

@@ -5,12 +5,12 @@ use std::sync::Mutex;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Header, jwk::Jwk};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use super::jws;
 use super::key::PrivateKey;
 use crate::okta::error::{OktaError, Result};
 
@@ -39,7 +39,7 @@ struct ProofClaims<'a> {
 /// One key pair per client, generated at start, and the nonces the servers handed out.
 pub struct DpopSigner {
     key: PrivateKey,
-    header: Header,
+    header: jws::Header,
     // Okta's authorization server and resource server issue nonces independently.
     token_nonce: Mutex<Option<String>>,
     resource_nonce: Mutex<Option<String>>,
@@ -60,11 +60,7 @@ impl std::fmt::Debug for DpopSigner {
 impl DpopSigner {
     pub fn generate() -> Result<DpopSigner> {
         let key = PrivateKey::generate_p256()?;
-        let jwk: Jwk = serde_json::from_value(key.public_jwk().clone())
-            .map_err(|err| OktaError::Config(format!("DPoP public key: {err}")))?;
-        let mut header = Header::new(key.algorithm());
-        header.typ = Some("dpop+jwt".into());
-        header.jwk = Some(jwk);
+        let header = jws::Header { typ: "dpop+jwt", kid: None, jwk: Some(key.public_jwk().clone()) };
         Ok(DpopSigner { key, header, token_nonce: Mutex::new(None), resource_nonce: Mutex::new(None) })
     }
 
@@ -104,9 +100,8 @@ impl DpopSigner {
             ath: access_token.map(|token| URL_SAFE_NO_PAD.encode(Sha256::digest(token.expose_secret()))),
             nonce: self.nonce(scope),
         };
-        let jwt = jsonwebtoken::encode(&self.header, &claims, self.key.encoding_key())
-            .map_err(|err| OktaError::Config(format!("cannot sign DPoP proof: {err}")))?;
-        Ok(SecretString::from(jwt))
+        jws::sign(&self.key, &self.header, &claims)
+            .map_err(|err| OktaError::Config(format!("cannot sign DPoP proof: {err}")))
     }
 }
 
@@ -127,7 +122,7 @@ pub fn random_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jsonwebtoken::{DecodingKey, Validation};
+    use jsonwebtoken::{DecodingKey, Header, Validation, jwk::Jwk};
 
     fn decode(jwt: &str, signer: &DpopSigner) -> (Header, serde_json::Value) {
         let header = jsonwebtoken::decode_header(jwt).unwrap();

@@ -2,6 +2,7 @@
 //! `private_key_jwt`, optionally DPoP-bound.
 
 pub mod dpop;
+pub mod jws;
 pub mod key;
 pub mod oauth;
 pub mod ssws;

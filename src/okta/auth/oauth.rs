@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Method};
-use jsonwebtoken::Header;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::dpop::{DpopMode, DpopSigner, NonceScope, random_id};
+use super::jws;
 use super::key::PrivateKey;
 use crate::okta::error::{ErrorBody, OktaError, Result};
 use crate::okta::transport::{Outgoing, Transport};
@@ -153,9 +153,10 @@ impl OAuthClient {
         Ok(token)
     }
 
+    /// A new assertion for each token request: Okta consumes its `jti` on every request, even
+    /// one it answers with `use_dpop_nonce`, so the retry with the nonce must not resend it.
     fn client_assertion(&self) -> Result<SecretString> {
-        let mut header = Header::new(self.key.algorithm());
-        header.kid = self.key_id.clone();
+        let header = jws::Header { typ: "JWT", kid: self.key_id.clone(), jwk: None };
         let now = jiff::Timestamp::now().as_second();
         let claims = AssertionClaims {
             iss: &self.client_id,
@@ -165,8 +166,7 @@ impl OAuthClient {
             exp: now + ASSERTION_LIFETIME.as_secs() as i64,
             jti: random_id(),
         };
-        jsonwebtoken::encode(&header, &claims, self.key.encoding_key())
-            .map(SecretString::from)
+        jws::sign(&self.key, &header, &claims)
             .map_err(|err| OktaError::Config(format!("cannot sign client assertion: {err}")))
     }
 
