@@ -87,7 +87,7 @@ async fn plan_one(
     let policy = rotation::Policy::of(&credential.spec);
     let status = credential::status_for_planning(credential.status.clone(), &policy, generation);
     let (org_key, okta) = clients.for_credential(&namespace, &credential.spec.org_ref, &credential.spec.app_id).await?;
-    let observed = credential::observe(credential, &kube.client, &okta, &status).await?;
+    let observed = samlcred::controller::secrets::observe(credential, &kube.client, &okta, &status).await?;
     let claimant =
         samlcred::controller::older_claimant(credential, &org_key, everyone.iter(), |key| clients.origin_of(key));
     let input = credential::plan_input(credential, &status, &policy, &observed, claimant.as_deref(), now);

@@ -10,6 +10,7 @@ pub mod ledger;
 pub mod observe;
 pub mod org_status;
 pub mod orgs;
+pub mod secrets;
 pub mod status;
 pub mod workloads;
 
