@@ -190,7 +190,8 @@ impl KubeCounts {
     pub fn writes_note(&self) -> String {
         let write_verbs = ["create ", "update ", "patch ", "delete ", "deletecollection "];
         let writes = self.by_kind.iter().filter(|(kind, _)| write_verbs.iter().any(|v| kind.starts_with(v)));
-        writes.map(|(kind, count)| format!("{kind}: {count}")).collect::<Vec<_>>().join(", ")
+        let note = writes.map(|(kind, count)| format!("{kind}: {count}")).collect::<Vec<_>>().join(", ");
+        if note.is_empty() { "no writes".into() } else { note }
     }
 
     pub fn to_json(&self) -> serde_json::Value {

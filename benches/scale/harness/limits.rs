@@ -7,8 +7,9 @@
 use super::cluster::{CONTROLLER_USER, FLOOR_USER, client_from, start_control_plane};
 use super::fleet::{self, Fleet, is_ready, rotated_from};
 use super::floor::Floor;
-use super::report::{Report, Target};
-use super::scenario::{Config, Run, active_kids, while_running};
+use super::report::{Report, Target, count, per, ratio, seconds};
+use super::run::{Run, Window, active_kids, while_running};
+use super::scenario::Config;
 use super::{PhaseLog, okta_log};
 use anyhow::Result;
 use jiff::Timestamp;
@@ -41,82 +42,67 @@ async fn phases(plane: &'static testenv::ControlPlane, config: &Config, window: 
     let log = PhaseLog::default();
     let setup = log.start("setup");
     let sim = SimConfig { rate_limits: RateLimits::unlimited(), ..SimConfig::default() };
-    let mut run = Run::setup(plane, sim, config, log.clone()).await?;
-    let delay = format!("{}s", config.activation_delay.as_secs());
-    let fleet = fleet::create(&run.cluster, &run.sim, "fleet", config.n, config.per_namespace, &delay).await?;
-    let floor_fleet = fleet::create(&run.cluster, &run.sim, "floor", config.n, config.per_namespace, &delay).await?;
+    let mut run = Run::setup(plane, sim, config.concurrency, config.dir.clone(), log.clone()).await?;
+    let (n, per_ns, delay) = (config.n, config.per_namespace, config.delay());
+    let fleet = fleet::create(&run.cluster, &run.sim, "fleet", n, per_ns, &delay).await?;
+    let floor_fleet = fleet::create(&run.cluster, &run.sim, "floor", n, per_ns, &delay).await?;
     set_limits(&run.sim.base_url(), window).await?;
     drop(setup);
     let factor = 60.0 / window.as_secs_f64();
     run.report.detail(
         "settings",
-        json!({"n": config.n, "window_ms": window.as_millis() as u64, "factor": factor, "max_share_percent": 50,
+        json!({"n": n, "window_ms": window.as_millis() as u64, "factor": factor, "max_share_percent": 50,
                "limits_per_window": {"apps_collection": 100, "app_instance": 600, "token": 600}}),
     );
-    // Generous: the necessary calls alone take about 2 N / 50 windows.
-    let timeout = Duration::from_secs(600) + window * (config.n as u32 / 2);
+    // Generous: the necessary calls alone take about 2 N / 50 windows; allow 25 times as many.
+    let timeout = Duration::from_secs(600) + window * n as u32;
 
     let floor = {
         let _phase = log.start("limits: floor onboards and rotates");
         let client = client_from(&run.floor_kubeconfig).await?;
         let floor = Floor::new(&run.sim.base_url(), fleet::TOKEN, client, usize::from(config.concurrency))?;
+        let creds = &floor_fleet.creds;
         let from = Timestamp::now();
         floor.adopt(&floor_fleet.label).await?;
-        let ready = run.watch.wait_all("floor Ready", &floor_fleet.creds, timeout, |_, s| is_ready(s)).await?;
-        let old = active_kids(&run.watch, &floor_fleet.creds)?;
+        let ready = run.watch.wait_all("floor Ready", creds, timeout, |_, s| is_ready(s)).await?;
+        let old = active_kids(&run.watch, creds)?;
         let rotating = Timestamp::now();
-        floor.rotate(&floor_fleet.creds, config.activation_delay).await?;
-        let done = run
-            .watch
-            .wait_all("floor rotated", &floor_fleet.creds, timeout, |c, s| rotated_from(s, &old[&c.app]))
-            .await?;
+        floor.rotate(creds, config.activation_delay).await?;
+        let done = run.watch.wait_all("floor rotated", creds, timeout, |c, s| rotated_from(s, &old[&c.app])).await?;
         report_side(&mut run, "floor", FLOOR_USER, &floor_fleet, [from, ready, rotating, done], factor).await?
     };
     fleet::delete(&run.cluster, &run.sim, &floor_fleet).await?;
 
     let controller = {
         let _phase = log.start("limits: controller onboards and rotates");
+        let creds = &fleet.creds;
         let from = Timestamp::now();
         let mut controller = run.start_controller("limits", None)?;
         let watch = &run.watch;
-        let ready =
-            while_running(&mut controller, watch.wait_all("Ready", &fleet.creds, timeout, |_, s| is_ready(s))).await?;
-        let old = active_kids(&run.watch, &fleet.creds)?;
+        let ready = while_running(&mut controller, watch.wait_all("Ready", creds, timeout, |_, s| is_ready(s))).await?;
+        // What the adoption still does after all Ready counts for the adoption. Pacing pauses the
+        // controller for up to a window and a second: quiet means longer than that.
+        let quiet = window * 2 + Duration::from_secs(2);
+        while_running(&mut controller, run.settle(quiet, Duration::from_secs(1200))).await?;
+        let old = active_kids(&run.watch, creds)?;
         let rotating = Timestamp::now();
-        fleet::annotate_rotate(&run.cluster, &fleet.creds, "scale-limits").await?;
+        fleet::annotate_rotate(&run.cluster, creds, "scale-limits").await?;
         let watch = &run.watch;
-        let done = while_running(
-            &mut controller,
-            watch.wait_all("rotated", &fleet.creds, timeout, |c, s| rotated_from(s, &old[&c.app])),
-        )
-        .await?;
+        let rotated = watch.wait_all("rotated", creds, timeout, |c, s| rotated_from(s, &old[&c.app]));
+        let done = while_running(&mut controller, rotated).await?;
         controller.stop(Duration::from_secs(30)).await?;
         report_side(&mut run, "controller", CONTROLLER_USER, &fleet, [from, ready, rotating, done], factor).await?
     };
     let r = &mut run.report;
-    r.add(
-        "limits",
-        "onboarding time / floor",
-        Some(controller.onboard / floor.onboard),
-        "x",
-        Target::None,
-        "same limits, same share",
-    );
-    r.add(
-        "limits",
-        "rotation time / floor",
-        Some(controller.rotate / floor.rotate),
-        "x",
-        Target::None,
-        "same limits, same share",
-    );
+    r.info("onboarding time / floor", ratio(controller.onboard / floor.onboard), "same limits, same share");
+    r.info("rotation time / floor", ratio(controller.rotate / floor.rotate), "same limits, same share");
     let entries: Vec<_> = log.entries().into_iter().map(|(n, s)| json!({"phase": n, "seconds": s})).collect();
     r.detail("phases", json!(entries));
     Ok(run.report)
 }
 
-/// Reports one side's onboarding and rotation: `times` are its start, all Ready, rotation start,
-/// all rotated.
+/// Reports one side's onboarding and rotation: `times` are its start, all Ready, the start of the
+/// rotations, all rotated.
 async fn report_side(
     run: &mut Run,
     side: &str,
@@ -131,47 +117,25 @@ async fn report_side(
     let rotate = done.duration_since(rotating).as_secs_f64();
     let adoption = run.window(user, &fleet.apps(), from, rotating).await?;
     let rotation = run.window(user, &fleet.apps(), rotating, Timestamp::now()).await?;
-    let in_apps_bucket =
-        |w: &super::scenario::Window| w.app_calls.iter().filter(|c| !c.kind.ends_with("/apps/{appId}")).count();
-    let refused = |w: &super::scenario::Window| w.app_calls.iter().filter(|c| c.status == 429).count();
-    let r = &mut run.report;
+    let in_apps_bucket = |w: &Window| {
+        let calls = w.app_calls.iter().filter(|c| !c.kind.ends_with("/apps/{appId}")).count();
+        format!("{:.2} of them in /api/v1/apps*; {}", calls as f64 / n as f64, w.kinds_note())
+    };
+    let refused = |w: &Window| w.app_calls.iter().filter(|c| c.status == 429).count();
     let real = |s: f64| format!("{:.0} min at Okta's real windows", s * factor / 60.0);
-    r.add("limits", &format!("{side}: time to onboard {n} apps"), Some(onboard), "s", Target::None, &real(onboard));
-    r.add("limits", &format!("{side}: time to rotate {n} apps"), Some(rotate), "s", Target::None, &real(rotate));
-    r.add(
-        "limits",
-        &format!("{side}: Okta calls per adoption"),
-        Some(adoption.app_calls.len() as f64 / n as f64),
-        "",
-        Target::None,
-        &format!("{:.2} in /api/v1/apps*", in_apps_bucket(&adoption) as f64 / n as f64),
-    );
-    r.add(
-        "limits",
-        &format!("{side}: Okta calls per rotation"),
-        Some(rotation.app_calls.len() as f64 / n as f64),
-        "",
-        Target::None,
-        &format!("{:.2} in /api/v1/apps*", in_apps_bucket(&rotation) as f64 / n as f64),
-    );
-    r.add(
-        "limits",
-        &format!("{side}: 429 answers"),
-        Some((refused(&adoption) + refused(&rotation)) as f64),
-        "",
-        Target::None,
-        "",
-    );
+    let r = &mut run.report;
+    r.section("limits");
+    r.info(&format!("{side}: time to onboard {n} apps"), seconds(onboard), &real(onboard));
+    r.info(&format!("{side}: time to rotate {n} apps"), seconds(rotate), &real(rotate));
+    let calls = count(per(adoption.app_calls.len(), n));
+    r.info(&format!("{side}: Okta calls per adoption"), calls, &in_apps_bucket(&adoption));
+    let calls = count(per(rotation.app_calls.len(), n));
+    r.info(&format!("{side}: Okta calls per rotation"), calls, &in_apps_bucket(&rotation));
+    r.info(&format!("{side}: 429 answers"), count((refused(&adoption) + refused(&rotation)) as f64), "");
     let generated = okta_log::generations(&rotation.refs());
     let one = fleet.creds.iter().filter(|c| generated.get(&c.app) == Some(&1)).count();
-    r.add(
-        "limits",
-        &format!("{side}: rotations that generated exactly one key"),
-        Some(one as f64),
-        "",
-        Target::Exactly(n as f64),
-        "",
-    );
-    r.detail(&format!("limits_{side}"), json!({"adoption": adoption.okta_json(), "rotation": rotation.okta_json()}));
+    let figure = format!("{side}: rotations that generated exactly one key");
+    r.check(&figure, count(one as f64), Target::Exactly(n as f64), "");
+    r.detail(&format!("limits_{side}"), json!({"adoption": adoption.to_json(), "rotation": rotation.to_json()}));
     Ok(Side { onboard, rotate })
 }

@@ -12,10 +12,13 @@
 //! - `fleet`: seeding apps, creating namespaces and credentials, watching them become Ready.
 //! - `floor`: the floor client.
 //! - `controller`: the controller process, its metrics, RSS and CPU time.
-//! - `scenario`: the phases, in order; `limits`: the run under Okta's real bucket sizes;
-//!   `report`: figures beside their targets, as a table and JSON.
+//! - `run`: what every phase uses, and the windows of time they count in.
+//! - `scenario`: the main run's phases in order (`adoption`: the floor, the controller's adoption,
+//!   latency; `settled`: restart, rotation, resync, memory); `limits`: the run under Okta's real
+//!   bucket sizes; `report`: figures beside their targets, as a table and JSON.
 #![allow(dead_code)]
 
+pub mod adoption;
 pub mod audit;
 pub mod cluster;
 pub mod controller;
@@ -24,7 +27,9 @@ pub mod floor;
 pub mod limits;
 pub mod okta_log;
 pub mod report;
+pub mod run;
 pub mod scenario;
+pub mod settled;
 
 use std::time::{Duration, Instant};
 

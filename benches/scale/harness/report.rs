@@ -39,6 +39,42 @@ fn number(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e12 { format!("{v:.0}") } else { format!("{v:.2}") }
 }
 
+/// A measured value and its unit.
+#[derive(Debug, Clone, Copy)]
+pub struct Measure {
+    pub value: Option<f64>,
+    pub unit: &'static str,
+}
+
+pub fn count(value: impl Into<Option<f64>>) -> Measure {
+    Measure { value: value.into(), unit: "" }
+}
+
+pub fn seconds(value: f64) -> Measure {
+    Measure { value: Some(value), unit: "s" }
+}
+
+pub fn ratio(value: impl Into<Option<f64>>) -> Measure {
+    Measure { value: value.into(), unit: "x" }
+}
+
+pub fn mib(value: f64) -> Measure {
+    Measure { value: Some(value), unit: "MiB" }
+}
+
+pub fn millis(value: f64) -> Measure {
+    Measure { value: Some(value), unit: "ms" }
+}
+
+pub fn percent(value: impl Into<Option<f64>>) -> Measure {
+    Measure { value: value.into(), unit: "%" }
+}
+
+/// `value / n`, when there is an n.
+pub fn per(value: usize, n: usize) -> Option<f64> {
+    (n > 0).then(|| value as f64 / n as f64)
+}
+
 #[derive(Debug, Clone)]
 pub struct Row {
     pub section: String,
@@ -61,14 +97,32 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Breakdowns (call kinds, request kinds) and settings, for the JSON.
     pub details: serde_json::Map<String, Value>,
+    section: String,
 }
 
 impl Report {
-    pub fn add(&mut self, section: &str, figure: &str, value: Option<f64>, unit: &str, target: Target, note: &str) {
-        let row =
-            Row { section: section.into(), figure: figure.into(), value, unit: unit.into(), target, note: note.into() };
+    /// The section the next figures belong to.
+    pub fn section(&mut self, name: &str) {
+        self.section = name.into();
+    }
+
+    /// A figure with a target.
+    pub fn check(&mut self, figure: &str, measure: Measure, target: Target, note: &str) {
+        let row = Row {
+            section: self.section.clone(),
+            figure: figure.into(),
+            value: measure.value,
+            unit: measure.unit.into(),
+            target,
+            note: note.into(),
+        };
         eprintln!("scale:   {}", line(&row));
         self.rows.push(row);
+    }
+
+    /// A figure for information: issue 12 sets no target for it.
+    pub fn info(&mut self, figure: &str, measure: Measure, note: &str) {
+        self.check(figure, measure, Target::None, note);
     }
 
     pub fn detail(&mut self, key: &str, value: Value) {
