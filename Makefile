@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test demo kube sp okta-sdk deny fmt-check clippy unit crds deploy docs bench install-plugin clean-testenv
+.PHONY: test demo kube sp okta-sdk deny fmt-check clippy unit crds deploy docs bench bench-scale bench-scale-limits install-plugin clean-testenv
 
 ## test: every check CI runs (fmt, clippy, cargo-deny, unit and integration tests); builds what it needs first.
 test: kube sp okta-sdk fmt-check clippy deny unit
@@ -56,6 +56,17 @@ deploy: kube
 ## bench: the benchmarks, in release mode; they print their figures.
 bench:
 	$(CARGO) bench --workspace
+
+## bench-scale: the fleet benchmark (release): SCALE_N credentials (default 1000) against a floor client;
+## prints each figure beside its target (MISSED when it misses) and writes target/bench-scale/result.json.
+bench-scale: kube
+	$(CARGO) build --release --locked --bin samlcred
+	SAMLCRED_KUBE_BIN="$$(bash tests/kube/build.sh)" $(CARGO) bench --locked --bench scale
+
+## bench-scale-limits: 1000 apps onboarded and rotated under Okta's real bucket sizes (windows shortened).
+bench-scale-limits: kube
+	$(CARGO) build --release --locked --bin samlcred
+	SAMLCRED_KUBE_BIN="$$(bash tests/kube/build.sh)" SCALE_PHASE=limits $(CARGO) bench --locked --bench scale
 
 ## install-plugin: install samlcred and the kubectl plugin kubectl-samlcred (the same binary, named by argv[0]).
 install-plugin:

@@ -15,6 +15,11 @@ pub struct SimConfig {
     pub concurrency_limit: usize,
     /// The org name: the CN of generated certificates and the subdomain in metadata.
     pub org_name: String,
+    /// Issue every key credential (seeded or generated) over an RSA key of the shipped stock, taken
+    /// round-robin, instead of a fresh key per credential: kids, certificates and serial numbers stay
+    /// distinct, only key pairs repeat across apps. For scale benchmarks, which need more keys than
+    /// the stock holds and must not spend a core generating them meanwhile.
+    pub reuse_stock_keys: bool,
 }
 
 impl Default for SimConfig {
@@ -24,6 +29,7 @@ impl Default for SimConfig {
             rate_limits: RateLimits::default(),
             concurrency_limit: 75,
             org_name: "samlcred-sim".to_string(),
+            reuse_stock_keys: false,
         }
     }
 }

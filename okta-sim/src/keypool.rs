@@ -71,6 +71,19 @@ pub fn take() -> Vec<u8> {
     }
 }
 
+/// A key of the stock, the next one in a fixed cycle: the same key goes to several callers. For
+/// [`crate::SimConfig::reuse_stock_keys`], never for the pool's own callers, which need distinct keys.
+pub fn stock_key_round_robin() -> Vec<u8> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static LINES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    let lines = LINES.get_or_init(|| STOCK.lines().map(str::trim).filter(|l| !l.is_empty()).collect());
+    let start = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // A damaged stock line is skipped, as in `take`; the shipped stock has none.
+    (0..lines.len())
+        .find_map(|i| STANDARD.decode(lines[(start + i) % lines.len()]).ok())
+        .expect("the key stock holds no valid key")
+}
+
 /// Starts background generation now (the standalone binary does, so keys are ready when asked for).
 pub fn prewarm() {
     let mut state = pool().state.lock().unwrap_or_else(|e| e.into_inner());

@@ -67,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         },
         concurrency_limit: args.concurrency_limit,
         org_name: args.org_name,
+        reuse_stock_keys: false,
     };
     okta_sim::keypool::prewarm();
     let sim = OktaSim::start(config).await?;

@@ -88,6 +88,10 @@ impl SimState {
     /// Issues a credential; slow (takes a pooled RSA key and signs a certificate), so callers
     /// must not hold a lock on the org meanwhile.
     pub fn issue_key(&self, not_before: Timestamp, not_after: Timestamp) -> anyhow::Result<KeyCredential> {
+        if self.initial.reuse_stock_keys {
+            let pkcs8 = crate::keypool::stock_key_round_robin();
+            return keys::issue_with_key(&pkcs8, &self.org_name, not_before, not_after, self.now());
+        }
         keys::issue(&self.org_name, not_before, not_after, self.now())
     }
 

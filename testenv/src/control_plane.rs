@@ -22,11 +22,23 @@ pub struct Options {
     pub controller_manager: bool,
     /// How long to wait for `/readyz`.
     pub ready_timeout: Duration,
+    /// An audit policy (YAML). When set, kube-apiserver writes the events it selects as JSON lines to
+    /// `audit.log` in the directory ([`ControlPlane::audit_log`]), for counting who sent which requests.
+    pub audit_policy: Option<String>,
+    /// etcd's `--quota-backend-bytes`; etcd's default (2 GiB) when `None`.
+    pub etcd_quota_bytes: Option<u64>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { dir: None, apiserver_port: None, controller_manager: true, ready_timeout: Duration::from_secs(120) }
+        Options {
+            dir: None,
+            apiserver_port: None,
+            controller_manager: true,
+            ready_timeout: Duration::from_secs(120),
+            audit_policy: None,
+            etcd_quota_bytes: None,
+        }
     }
 }
 
@@ -41,6 +53,7 @@ pub struct ControlPlane {
     bin_dir: PathBuf,
     kubeconfig: PathBuf,
     server: String,
+    audit_log: Option<PathBuf>,
     startup: Duration,
     processes: Mutex<Vec<RunningProcess>>,
 }
@@ -104,50 +117,62 @@ impl ControlPlane {
             bin_dir: bin_dir.clone(),
             kubeconfig,
             server,
+            audit_log: None,
             startup: Duration::ZERO,
             processes: Mutex::new(Vec::new()),
         };
 
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
-        plane.spawn(
-            "etcd",
-            &[
-                "--name=testenv".into(),
-                format!("--data-dir={}", dir.join("etcd-data").display()),
-                format!("--listen-client-urls={etcd_url}"),
-                format!("--advertise-client-urls={etcd_url}"),
-                format!("--listen-peer-urls={peer_url}"),
-                format!("--initial-advertise-peer-urls={peer_url}"),
-                format!("--initial-cluster=testenv={peer_url}"),
-                "--unsafe-no-fsync=true".into(),
-                "--log-level=warn".into(),
-            ],
-        )?;
+        let mut etcd_args = vec![
+            "--name=testenv".into(),
+            format!("--data-dir={}", dir.join("etcd-data").display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            format!("--initial-cluster=testenv={peer_url}"),
+            "--unsafe-no-fsync=true".into(),
+            "--log-level=warn".into(),
+        ];
+        if let Some(bytes) = options.etcd_quota_bytes {
+            etcd_args.push(format!("--quota-backend-bytes={bytes}"));
+        }
+        plane.spawn("etcd", &etcd_args)?;
 
         let sa_key = pki.service_account_key.display().to_string();
-        plane.spawn(
-            "kube-apiserver",
-            &[
-                format!("--etcd-servers={etcd_url}"),
-                format!("--secure-port={api_port}"),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                format!("--cert-dir={}", dir.join("apiserver-certs").display()),
-                format!("--tls-cert-file={}", pki.serving_cert.display()),
-                format!("--tls-private-key-file={}", pki.serving_key.display()),
-                format!("--client-ca-file={}", pki.ca_cert.display()),
-                "--authorization-mode=RBAC".into(),
-                "--service-cluster-ip-range=10.0.0.0/24".into(),
-                "--allow-privileged=true".into(),
-                "--disable-admission-plugins=ServiceAccount".into(),
-                format!("--service-account-issuer=https://127.0.0.1:{api_port}/"),
-                format!("--service-account-key-file={}", pki.service_account_public_key.display()),
-                format!("--service-account-signing-key-file={sa_key}"),
-                "--endpoint-reconciler-type=none".into(),
-                "--v=1".into(),
-            ],
-        )?;
+        let mut apiserver_args = vec![
+            format!("--etcd-servers={etcd_url}"),
+            format!("--secure-port={api_port}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--cert-dir={}", dir.join("apiserver-certs").display()),
+            format!("--tls-cert-file={}", pki.serving_cert.display()),
+            format!("--tls-private-key-file={}", pki.serving_key.display()),
+            format!("--client-ca-file={}", pki.ca_cert.display()),
+            "--authorization-mode=RBAC".into(),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--allow-privileged=true".into(),
+            "--disable-admission-plugins=ServiceAccount".into(),
+            format!("--service-account-issuer=https://127.0.0.1:{api_port}/"),
+            format!("--service-account-key-file={}", pki.service_account_public_key.display()),
+            format!("--service-account-signing-key-file={sa_key}"),
+            "--endpoint-reconciler-type=none".into(),
+            "--v=1".into(),
+        ];
+        if let Some(policy) = &options.audit_policy {
+            let policy_file = dir.join("audit-policy.yaml");
+            std::fs::write(&policy_file, policy)?;
+            let log = dir.join("audit.log");
+            apiserver_args.push(format!("--audit-policy-file={}", policy_file.display()));
+            apiserver_args.push(format!("--audit-log-path={}", log.display()));
+            apiserver_args.push("--audit-log-format=json".into());
+            // Every event, unbatched: counts are read while the server runs.
+            apiserver_args.push("--audit-log-mode=blocking".into());
+            apiserver_args.push("--audit-log-maxsize=0".into());
+            plane.audit_log = Some(log);
+        }
+        plane.spawn("kube-apiserver", &apiserver_args)?;
 
         plane.wait_ready(options.ready_timeout)?;
 
@@ -233,6 +258,11 @@ impl ControlPlane {
     /// The directory holding etcd, kube-apiserver, kube-controller-manager, kubectl and helm.
     pub fn bin_dir(&self) -> &Path {
         &self.bin_dir
+    }
+
+    /// The audit log, when [`Options::audit_policy`] was set.
+    pub fn audit_log(&self) -> Option<&Path> {
+        self.audit_log.as_deref()
     }
 
     /// Time from the start call until `/readyz` answered.
