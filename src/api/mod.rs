@@ -86,7 +86,6 @@ pub mod conditions {
 
 /// Reasons of the Kubernetes Events samlcred emits.
 pub mod events {
-    pub const KEY_ADOPTED: &str = "KeyAdopted";
     pub const KEY_GENERATED: &str = "KeyGenerated";
     pub const KEY_PUBLISHED: &str = "KeyPublished";
     pub const KEY_ACTIVATED: &str = "KeyActivated";

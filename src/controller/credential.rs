@@ -242,7 +242,7 @@ async fn step(
             break;
         }
         snapshot = match need {
-            Need::Material(kid, since) => observe::with_material(snapshot, kid.as_deref(), since, now).await?,
+            Need::Material(kid, rotation) => observe::with_material(snapshot, kid.as_deref(), rotation, now).await?,
             Need::Read | Need::Nothing => observe::read(&okta, &spec.app_id, now).await?,
         };
     }

@@ -34,8 +34,9 @@ pub struct Material {
     pub keys: BTreeMap<String, KeyRecord>,
     /// The SAML metadata document of one kid, as Okta sent it: (kid, document).
     pub metadata: Option<(String, String)>,
-    /// When the metadata document was read.
-    pub metadata_read_at: Option<Timestamp>,
+    /// The rotation (by its startedAt) during which the metadata document was read; `None`
+    /// outside a rotation.
+    pub metadata_rotation: Option<Timestamp>,
 }
 
 impl Material {
@@ -166,8 +167,9 @@ pub enum Need {
     /// A step that acts must act on what Okta showed, not on what status remembers.
     Read,
     /// A step that writes the Secret needs the keys' material and the metadata of this kid (the
-    /// active one once the step is done; `None` while there is none), read no earlier than the
-    /// given time: publishing a new key reads Okta's metadata again, in case it changed since.
+    /// active one once the step is done; `None` while there is none), read during the rotation
+    /// given (by its startedAt): publishing a new key reads Okta's metadata again, in case it
+    /// changed since the last rotation.
     Material(Option<String>, Option<Timestamp>),
 }
 
@@ -181,11 +183,7 @@ pub fn need(plan: &Plan, status: &SamlAppCredentialStatus) -> Need {
         // Status only: what it removes needs nothing of Okta.
         Plan::Retire { .. } => Need::Nothing,
         Plan::Adopt { key } => Need::Material(Some(key.kid.clone()), None),
-        // startedAt has whole seconds: a document read in that second may predate the rotation.
-        Plan::Publish { .. } => Need::Material(
-            active,
-            status.rotation.as_ref().map(|r| r.started_at.0 + jiff::SignedDuration::from_secs(1)),
-        ),
+        Plan::Publish { .. } => Need::Material(active, status.rotation.as_ref().map(|r| r.started_at.0)),
         Plan::WriteSecret => Need::Material(active, None),
         Plan::AdoptExternalChange { .. }
         | Plan::RecordActivation { .. }
@@ -202,8 +200,8 @@ pub fn satisfies(snapshot: &OktaSnapshot, need: &Need) -> bool {
     match need {
         Need::Nothing => true,
         Need::Read => !snapshot.trusted,
-        Need::Material(kid, since) => {
-            let fresh = |m: &Material| since.is_none_or(|since| m.metadata_read_at.is_some_and(|at| at >= since));
+        Need::Material(kid, rotation) => {
+            let fresh = |m: &Material| rotation.is_none() || m.metadata_rotation == *rotation;
             !snapshot.trusted
                 && snapshot
                     .material
@@ -280,11 +278,11 @@ pub async fn refresh(snapshot: OktaSnapshot, now: Timestamp) -> Result<OktaSnaps
 }
 
 /// `snapshot` with the material a Secret write needs: the keys (kept, or read) and the metadata
-/// of `kid` (kept when read since `since`, or read).
+/// of `kid` (kept when read during `rotation`, or read).
 pub async fn with_material(
     snapshot: OktaSnapshot,
     kid: Option<&str>,
-    since: Option<Timestamp>,
+    rotation: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<OktaSnapshot, OktaError> {
     let snapshot = match (&snapshot.material, &snapshot.app) {
@@ -300,7 +298,7 @@ pub async fn with_material(
         _ => snapshot,
     };
     let Some(material) = snapshot.material.clone() else { return Ok(snapshot) };
-    let fresh = since.is_none_or(|since| material.metadata_read_at.is_some_and(|at| at >= since));
+    let fresh = rotation.is_none() || material.metadata_rotation == rotation;
     let kept = |kid: &str| material.metadata_of(kid).is_some() && fresh;
     let Some(kid) = kid.filter(|kid| !kept(kid) && material.keys.contains_key(*kid)) else {
         return Ok(snapshot);
@@ -308,7 +306,7 @@ pub async fn with_material(
     let document = snapshot.client.saml_metadata(&snapshot.app_id, kid).await?;
     let mut material = (*material).clone();
     material.metadata = Some((kid.to_string(), document));
-    material.metadata_read_at = Some(now);
+    material.metadata_rotation = rotation;
     Ok(OktaSnapshot { material: Some(Arc::new(material)), ..snapshot })
 }
 

@@ -133,7 +133,8 @@ pub struct PlanInput<'a> {
 pub enum Plan {
     /// Nothing can progress; set Ready=False with this reason (one of [`conditions`]) and message.
     Report { reason: &'static str, message: String },
-    /// Record Okta's signing key as the active key ([`record::adopt`]); event KeyAdopted.
+    /// Record Okta's signing key as the active key ([`record::adopt`]) and write the Secret with
+    /// it. No event: nothing changed in Okta, and status says it (an adoption costs two writes).
     Adopt { key: ObservedKey },
     /// Someone switched the app to another key in Okta: adopt it ([`record::adopt_external_change`]);
     /// Warning event ExternalKeyChange.
@@ -182,7 +183,6 @@ impl Plan {
         use crate::api::events::*;
         let normal = |reason| Some((EventType::Normal, reason));
         match self {
-            Plan::Adopt { .. } => normal(KEY_ADOPTED),
             Plan::AdoptExternalChange { .. } => Some((EventType::Warning, EXTERNAL_KEY_CHANGE)),
             Plan::Generate | Plan::ResumeWithOrphan { .. } => normal(KEY_GENERATED),
             Plan::Publish { .. } => normal(KEY_PUBLISHED),

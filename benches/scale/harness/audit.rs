@@ -159,6 +159,8 @@ impl AuditLog {
 pub struct KubeCounts {
     pub requests: usize,
     pub writes: usize,
+    /// Writes of an org's status (OktaOrg, ClusterOktaOrg): per org, not per credential.
+    pub org_writes: usize,
     /// Writes answered 409 Conflict.
     pub conflicts: usize,
     /// Requests answered 404 (reads of objects that do not exist yet, mostly).
@@ -174,6 +176,9 @@ impl KubeCounts {
             counts.requests += 1;
             if r.is_write() {
                 counts.writes += 1;
+                if r.resource.starts_with("oktaorgs") || r.resource.starts_with("clusteroktaorgs") {
+                    counts.org_writes += 1;
+                }
                 if r.code == 409 {
                     counts.conflicts += 1;
                 }

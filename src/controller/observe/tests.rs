@@ -75,20 +75,21 @@ fn publishing_needs_metadata_read_since_the_rotation_started() {
     let started = Timestamp::now();
     status = record::start_rotation(&status, RotationTrigger::Manual, None, started);
     assert_eq!(status.rotation.as_ref().unwrap().phase, RotationPhase::Generating);
-    let Need::Material(kid, Some(since)) = need(&Plan::Publish { kid: "b".into() }, &status) else {
+    let Need::Material(kid, Some(rotation)) = need(&Plan::Publish { kid: "b".into() }, &status) else {
         panic!("publishing needs fresh metadata");
     };
     assert_eq!(kid.as_deref(), Some("a"));
-    let with_metadata = |read_at: Timestamp| Material {
+    let with_metadata = |during: Option<Timestamp>| Material {
         keys: BTreeMap::new(),
         metadata: Some(("a".into(), "<md/>".into())),
-        metadata_read_at: Some(read_at),
+        metadata_rotation: during,
     };
-    let need = Need::Material(kid.clone(), Some(since));
-    let before = started - jiff::SignedDuration::from_mins(5);
-    assert!(!satisfies(&snapshot(false, Some(with_metadata(before))), &need), "metadata from before the rotation");
-    assert!(satisfies(&snapshot(false, Some(with_metadata(since))), &need));
-    assert!(!satisfies(&snapshot(true, Some(with_metadata(since))), &need), "a status-made snapshot");
+    let need = Need::Material(kid.clone(), Some(rotation));
+    let earlier = Some(started - jiff::SignedDuration::from_hours(24 * 300));
+    assert!(!satisfies(&snapshot(false, Some(with_metadata(None))), &need), "metadata from before any rotation");
+    assert!(!satisfies(&snapshot(false, Some(with_metadata(earlier))), &need), "metadata of an earlier rotation");
+    assert!(satisfies(&snapshot(false, Some(with_metadata(Some(rotation)))), &need));
+    assert!(!satisfies(&snapshot(true, Some(with_metadata(Some(rotation)))), &need), "a status-made snapshot");
     assert!(!satisfies(&snapshot(false, None), &need), "no material at all");
 }
 
