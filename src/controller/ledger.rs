@@ -80,35 +80,25 @@ impl Ledger {
     }
 
     pub fn set_not_before(&self, uid: &str, at: Option<Timestamp>) {
-        let mut entries = self.lock();
-        match (entries.get_mut(uid), at) {
-            (Some(entry), at) => entry.not_before = at,
-            (None, Some(at)) => {
-                entries.insert(uid.to_string(), Entry { not_before: Some(at), ..Entry::default() });
-            }
-            (None, None) => {}
-        }
+        self.update(uid, at.is_some(), |entry| entry.not_before = at);
     }
 
     pub fn set_okta(&self, uid: &str, snapshot: Option<OktaSnapshot>) {
-        let mut entries = self.lock();
-        match (entries.get_mut(uid), snapshot) {
-            (Some(entry), snapshot) => entry.okta = snapshot,
-            (None, Some(snapshot)) => {
-                entries.insert(uid.to_string(), Entry { okta: Some(snapshot), ..Entry::default() });
-            }
-            (None, None) => {}
-        }
+        self.update(uid, snapshot.is_some(), |entry| entry.okta = snapshot);
     }
 
     pub fn set_secret(&self, uid: &str, seen: Option<SecretSeen>) {
+        self.update(uid, seen.is_some(), |entry| entry.secret = seen);
+    }
+
+    /// Changes a credential's record; makes one only when `creates` (clearing a field of a
+    /// credential the ledger does not know needs no record).
+    fn update(&self, uid: &str, creates: bool, set: impl FnOnce(&mut Entry)) {
         let mut entries = self.lock();
-        match (entries.get_mut(uid), seen) {
-            (Some(entry), seen) => entry.secret = seen,
-            (None, Some(seen)) => {
-                entries.insert(uid.to_string(), Entry { secret: Some(seen), ..Entry::default() });
-            }
-            (None, None) => {}
+        match entries.get_mut(uid) {
+            Some(entry) => set(entry),
+            None if creates => set(entries.entry(uid.to_string()).or_default()),
+            None => {}
         }
     }
 
