@@ -48,6 +48,7 @@ fn main() {
         resync: Some(Duration::from_secs(resync)),
         steady_intervals: env_number("SCALE_STEADY_INTERVALS", if resync <= 60 { 2 } else { 1 }) as u32,
         unrelated_secrets: env_number("SCALE_UNRELATED_SECRETS", n as u64) as usize,
+        okta_resync: Duration::from_secs(env_number("SCALE_OKTA_RESYNC_S", 3600)),
         dir: dir.clone(),
     };
     eprintln!("scale: {config:?}");

@@ -42,7 +42,8 @@ async fn phases(plane: &'static testenv::ControlPlane, config: &Config, window: 
     let log = PhaseLog::default();
     let setup = log.start("setup");
     let sim = SimConfig { rate_limits: RateLimits::unlimited(), ..SimConfig::default() };
-    let mut run = Run::setup(plane, sim, config.concurrency, config.dir.clone(), log.clone()).await?;
+    let mut run =
+        Run::setup(plane, sim, config.concurrency, config.okta_resync, config.dir.clone(), log.clone()).await?;
     let (n, per_ns, delay) = (config.n, config.per_namespace, config.delay());
     let fleet = fleet::create(&run.cluster, &run.sim, "fleet", n, per_ns, &delay).await?;
     let floor_fleet = fleet::create(&run.cluster, &run.sim, "floor", n, per_ns, &delay).await?;

@@ -36,6 +36,7 @@ impl Run {
         plane: &'static testenv::ControlPlane,
         sim_config: SimConfig,
         concurrency: u16,
+        okta_resync: Duration,
         dir: PathBuf,
         phases: PhaseLog,
     ) -> Result<Run> {
@@ -47,8 +48,7 @@ impl Run {
         let floor_kubeconfig = cluster.identity(FLOOR_USER).await?;
         let audit = AuditLog::new(cluster.audit_log(), &[CONTROLLER_USER, FLOOR_USER]);
         let watch = Watch::start(&cluster).await?;
-        let controller_args =
-            ControllerArgs { kubeconfig: controller_kubeconfig, concurrency, okta_resync: Duration::from_secs(3600) };
+        let controller_args = ControllerArgs { kubeconfig: controller_kubeconfig, concurrency, okta_resync };
         let report = Report::default();
         Ok(Run { cluster, sim, audit, watch, controller_args, floor_kubeconfig, phases, report, dir, started: 0 })
     }

@@ -40,6 +40,10 @@ pub struct Config {
     /// state are watched after the first one.
     pub resync: Option<Duration>,
     pub steady_intervals: u32,
+    /// The controllers' `--okta-resync-interval` outside the resync phase (the product's default
+    /// is 1 h). Each credential resyncs at its own turn of the interval, so a window of w seconds
+    /// sees about n * w / interval scheduled resyncs; they are not adoption or restart calls.
+    pub okta_resync: Duration,
     /// Unrelated 100 KiB Secrets for the memory phase (0 skips it).
     pub unrelated_secrets: usize,
     /// Where the control plane's files and the controllers' logs go.
@@ -68,7 +72,8 @@ async fn phases(plane: &'static testenv::ControlPlane, config: &Config) -> Resul
     let phases = PhaseLog::default();
     let setup = phases.start("setup");
     let sim = SimConfig { rate_limits: RateLimits::unlimited(), ..SimConfig::default() };
-    let mut run = Run::setup(plane, sim, config.concurrency, config.dir.clone(), phases.clone()).await?;
+    let mut run =
+        Run::setup(plane, sim, config.concurrency, config.okta_resync, config.dir.clone(), phases.clone()).await?;
     let run_start = Timestamp::now();
     let (n, per_ns, delay) = (config.n, config.per_namespace, config.delay());
     let fleet = fleet::create(&run.cluster, &run.sim, "fleet", n, per_ns, &delay).await?;
