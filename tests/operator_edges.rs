@@ -98,7 +98,14 @@ async fn resyncs_of_an_unchanged_state_write_nothing() {
     let _controller = world.start_controller(&[FAST_RESYNC]);
 
     let (sac, secret) = wait_ready(&world, "idem").await;
-    let org = Api::<OktaOrg>::namespaced(world.client.clone(), &world.ns.name).get("acme").await.unwrap();
+    // The org's own controller writes its Ready condition on its own schedule: compare from there.
+    let orgs = Api::<OktaOrg>::namespaced(world.client.clone(), &world.ns.name);
+    let org = wait_for("the OktaOrg to report Ready", LONG, || async {
+        let org = orgs.get("acme").await.unwrap();
+        let ready = org.status.as_ref()?.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+        ready.then_some(org)
+    })
+    .await;
     let reads = app_reads(&world, &app.id);
     wait_app_reads(&world, &app.id, reads, 4).await;
 
@@ -106,7 +113,7 @@ async fn resyncs_of_an_unchanged_state_write_nothing() {
     assert_eq!(rv(&after), rv(&sac), "the credential changed on resync: {:?} -> {:?}", sac.status, after.status);
     let secret_after = world.secrets().get("idem-idp").await.unwrap();
     assert_eq!(rv(&secret_after), rv(&secret), "the Secret was rewritten on resync");
-    let org_after = Api::<OktaOrg>::namespaced(world.client.clone(), &world.ns.name).get("acme").await.unwrap();
+    let org_after = orgs.get("acme").await.unwrap();
     assert_eq!(rv(&org_after), rv(&org), "the OktaOrg status churned: {:?} -> {:?}", org.status, org_after.status);
     assert_eq!(world.okta_writes(), 0);
 }
