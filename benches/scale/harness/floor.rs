@@ -32,7 +32,6 @@ const RETAIN_PREVIOUS: SignedDuration = SignedDuration::from_hours(168);
 /// What the floor knows of one credential after adopting it.
 #[derive(Clone)]
 struct Known {
-    app: String,
     active: KeyCredential,
     metadata: String,
 }
@@ -94,32 +93,28 @@ impl Floor {
     }
 
     async fn adopt_one(&self, sac: SamlAppCredential) -> Result<()> {
-        let (ns, name) = (sac.namespace().unwrap_or_default(), sac.name_any());
-        let app_id = sac.spec.app_id.clone();
-        let app = self.okta.get_app(&app_id).await?;
+        let cred = Cred { namespace: sac.namespace().unwrap_or_default(), name: sac.name_any(), app: sac.spec.app_id };
+        let app = self.okta.get_app(&cred.app).await?;
         let kid = app.active_kid().context("the app has no active key")?.to_string();
-        let keys = self.okta.list_keys(&app_id).await?;
+        let keys = self.okta.list_keys(&cred.app).await?;
         let active = keys.into_iter().find(|k| k.kid == kid).context("the active key is not listed")?;
-        let metadata = self.okta.saml_metadata(&app_id, &kid).await?;
-        self.publish(&ns, &name, &app_id, &active, None, None, &metadata).await?;
+        let metadata = self.okta.saml_metadata(&cred.app, &kid).await?;
+        self.publish(&cred, &active, None, None, &metadata).await?;
         let renewal = active.certificate()?.not_after - RENEW_BEFORE;
         let status = json!({"status": {
             "observedGeneration": sac.metadata.generation,
             "conditions": ready(sac.metadata.generation, "adopted by the floor client"),
             "activeKey": key_json(&active)?, "renewalTime": time(renewal),
         }});
-        self.patch_status(&ns, &name, &status).await?;
-        self.known.lock().unwrap().insert((ns, name), Known { app: app_id, active, metadata });
+        self.patch_status(&cred, &status).await?;
+        self.known.lock().unwrap().insert((cred.namespace, cred.name), Known { active, metadata });
         Ok(())
     }
 
-    /// Applies the Secret of `name`: `active`, plus a `pending` or a `previous` key.
-    #[allow(clippy::too_many_arguments)]
+    /// Applies the Secret of `cred`: `active`, plus a `pending` or a `previous` key.
     async fn publish(
         &self,
-        ns: &str,
-        name: &str,
-        app: &str,
+        cred: &Cred,
         active: &KeyCredential,
         pending: Option<&KeyCredential>,
         previous: Option<&KeyCredential>,
@@ -129,23 +124,24 @@ impl Floor {
         let (active_cert, pending_cert, previous_cert) =
             (active.certificate()?, certificate(pending)?, certificate(previous)?);
         let input = SecretInput {
-            credential: name,
-            app_id: app,
+            credential: &cred.name,
+            app_id: &cred.app,
             active: Some(material(active, &active_cert)),
             pending: pending.zip(pending_cert.as_ref()).map(|(k, c)| material(k, c)),
             previous: previous.zip(previous_cert.as_ref()).map(|(k, c)| material(k, c)).into_iter().collect(),
             metadata_xml: Some(metadata),
             template: None,
         };
-        let secret = render(&input)?.to_secret(&secret_name(name), ns);
-        let api: Api<Secret> = Api::namespaced(self.kube.clone(), ns);
-        api.patch(&secret_name(name), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret)).await?;
+        let name = secret_name(&cred.name);
+        let secret = render(&input)?.to_secret(&name, &cred.namespace);
+        let api: Api<Secret> = Api::namespaced(self.kube.clone(), &cred.namespace);
+        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret)).await?;
         Ok(())
     }
 
-    async fn patch_status(&self, ns: &str, name: &str, status: &Value) -> Result<()> {
-        let api: Api<SamlAppCredential> = Api::namespaced(self.kube.clone(), ns);
-        api.patch_status(name, &PatchParams::default(), &Patch::Merge(status)).await?;
+    async fn patch_status(&self, cred: &Cred, status: &Value) -> Result<()> {
+        let api: Api<SamlAppCredential> = Api::namespaced(self.kube.clone(), &cred.namespace);
+        api.patch_status(&cred.name, &PatchParams::default(), &Patch::Merge(status)).await?;
         Ok(())
     }
 
@@ -175,11 +171,10 @@ impl Floor {
     async fn generate_and_publish(&self, cred: &Cred) -> Result<KeyCredential> {
         let known = self.known(cred)?;
         let pending = self.okta.generate_key(&cred.app, 10).await?;
-        self.publish(&cred.namespace, &cred.name, &cred.app, &known.active, Some(&pending), None, &known.metadata)
-            .await?;
+        self.publish(cred, &known.active, Some(&pending), None, &known.metadata).await?;
         let status = json!({"status": {"pendingKey": key_json(&pending)?,
             "rotation": {"phase": "Published", "trigger": "Manual", "startedAt": time(Timestamp::now())}}});
-        self.patch_status(&cred.namespace, &cred.name, &status).await?;
+        self.patch_status(cred, &status).await?;
         Ok(pending)
     }
 
@@ -188,7 +183,7 @@ impl Floor {
         let app = self.okta.activate_key(&cred.app, &new.kid).await?;
         anyhow::ensure!(app.active_kid() == Some(new.kid.as_str()), "Okta did not switch {} to the new key", cred.app);
         let metadata = self.okta.saml_metadata(&cred.app, &new.kid).await?;
-        self.publish(&cred.namespace, &cred.name, &cred.app, &new, None, Some(&known.active), &metadata).await?;
+        self.publish(cred, &new, None, Some(&known.active), &metadata).await?;
         let old = known.active.certificate()?;
         let now = Timestamp::now();
         let status = json!({"status": {
@@ -198,9 +193,9 @@ impl Floor {
                               "retainUntil": time(now + RETAIN_PREVIOUS)}],
             "renewalTime": time(new.certificate()?.not_after - RENEW_BEFORE), "lastRotationTime": time(now),
         }});
-        self.patch_status(&cred.namespace, &cred.name, &status).await?;
+        self.patch_status(cred, &status).await?;
         let key = (cred.namespace.clone(), cred.name.clone());
-        self.known.lock().unwrap().insert(key, Known { app: known.app, active: new, metadata });
+        self.known.lock().unwrap().insert(key, Known { active: new, metadata });
         Ok(())
     }
 

@@ -97,6 +97,8 @@ async fn phases(plane: &'static testenv::ControlPlane, config: &Config, window: 
     let r = &mut run.report;
     r.info("onboarding time / floor", ratio(controller.onboard / floor.onboard), "same limits, same share");
     r.info("rotation time / floor", ratio(controller.rotate / floor.rotate), "same limits, same share");
+    let note = "each merges two or more requests, which are not counted";
+    r.info("audit log lines that did not parse", count(run.audit.unparsed_lines as f64), note);
     let entries: Vec<_> = log.entries().into_iter().map(|(n, s)| json!({"phase": n, "seconds": s})).collect();
     r.detail("phases", json!(entries));
     Ok(run.report)

@@ -12,7 +12,7 @@ use super::PhaseLog;
 use super::adoption::{adoption_phase, floor_phase, latency_phase};
 use super::cluster::{CONTROLLER_USER, start_control_plane};
 use super::fleet::{self, Fleet};
-use super::report::{Report, Target, per, percent};
+use super::report::{Report, Target, count, per, percent};
 use super::run::Run;
 use super::settled::{memory_phase, restart_phase, resync_phase, rotation_phase};
 use anyhow::Result;
@@ -128,6 +128,8 @@ async fn phases(plane: &'static testenv::ControlPlane, config: &Config) -> Resul
     r.section("kubernetes");
     let note = format!("{} of {} controller writes in the whole run", all.conflicts, all.writes);
     r.check("409 answers, share of writes", percent(per(all.conflicts * 100, all.writes)), Target::Below(1.0), &note);
+    let note = "each merges two or more requests of any identity, which are not counted";
+    r.info("audit log lines that did not parse", count(run.audit.unparsed_lines as f64), note);
     r.detail("kubernetes_whole_run", all.to_json());
     let phase_times: Vec<_> = phases.entries().into_iter().map(|(n, s)| json!({"phase": n, "seconds": s})).collect();
     r.detail("phases", json!(phase_times));
