@@ -43,7 +43,8 @@ where
 fn caches(world: &World) -> Caches {
     let ns = &world.ns.name;
     let client = &world.client;
-    let index = Arc::new(cache::Index::default());
+    let phases = Arc::new(cache::Phases::default());
+    let index = Arc::new(cache::Index::sharing(phases.clone()));
     let (reader, writer) = reflector::store();
     let fed = index.clone();
     let credentials = watcher(Api::<SamlAppCredential>::namespaced(client.clone(), ns), watcher::Config::default())
@@ -56,13 +57,26 @@ fn caches(world: &World) -> Caches {
         })
         .reflect(writer);
     tokio::spawn(credentials.for_each(|_| async {}));
+    let secrets = cache::SecretStore::new(Some(ns.clone()));
+    let referred = index.clone();
+    let keep = move |s: &PartialObjectMeta<Secret>| {
+        !referred
+            .by_secret(
+                s.metadata.namespace.as_deref().unwrap_or_default(),
+                s.metadata.name.as_deref().unwrap_or_default(),
+            )
+            .is_empty()
+    };
+    let api = Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), ns);
+    tokio::spawn(cache::watch_into(api, secrets.clone(), keep).for_each(|_| async {}));
     Caches {
         credentials: vec![reader],
-        secrets: vec![reflect(Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), ns), cache::reduce_secret)],
+        secrets: vec![secrets],
         okta_orgs: vec![reflect(Api::<OktaOrg>::namespaced(client.clone(), ns), |_| {})],
         cluster_orgs: reflect(Api::<ClusterOktaOrg>::all(client.clone()), |_| {}),
         namespaces: Some(reflect(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), cache::reduce_namespace)),
         indexes: vec![index],
+        phases,
     }
 }
 
@@ -191,6 +205,21 @@ async fn a_resync_reads_the_app_once_and_a_restart_reads_nothing() {
     assert_eq!((made, wrote), (0, false), "the restart of a settled credential called Okta or wrote");
     let wait = requeue_after(&action);
     assert!(wait <= Duration::from_secs(3600), "the first resync after a restart is within the interval: {wait:?}");
+
+    // The first resync after a restart checks for drift as every resync does: the app, once.
+    let restarted = context(&world, Settings { okta_resync: resync, ..Settings::default() });
+    let object = cached(&restarted, &world, "steady", settled.metadata.resource_version.as_deref()).await;
+    wait_for("the restarted caches to sync", LONG, || async {
+        restarted.caches_ready(Duration::from_millis(100)).await.then_some(())
+    })
+    .await;
+    let (_, made, _) = reconcile_once(&restarted, &world, object.clone()).await;
+    assert_eq!(made, 0, "the restart of a settled credential called Okta");
+    tokio::time::sleep(resync + Duration::from_millis(200)).await; // the interval is what is tested
+    let calls = world.sim.calls().len();
+    let (_, made, wrote) = reconcile_once(&restarted, &world, object).await;
+    let what: Vec<String> = world.sim.calls()[calls..].iter().map(|c| format!("{} {}", c.method, c.path)).collect();
+    assert_eq!((made, wrote), (1, false), "the first resync after a restart: {what:?}");
 }
 
 #[tokio::test]

@@ -7,11 +7,12 @@
 //! 10^8 steps at each start).
 //!
 //! Secrets are kept as metadata only, reduced to what samlcred reads (name, resourceVersion,
-//! ownerReferences, samlcred's own labels and annotations): the cluster's other Secrets (a Helm
-//! release is ~100 KiB each) cost a few hundred bytes each, not their data.
+//! ownerReferences, samlcred's own labels and annotations), and only those samlcred writes or a
+//! credential or org refers to: of the cluster's other Secrets (a Helm release is ~100 KiB each)
+//! the cache knows only that they exist ([`SecretStore`]).
 
 use super::orgs::OrgKey;
-use crate::api::{ClusterOktaOrg, OktaOrg, OrgKind, SamlAppCredential, annotations, labels};
+use crate::api::{ClusterOktaOrg, OktaOrg, OrgKind, SamlAppCredential};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use kube::api::{ObjectMeta, PartialObjectMeta};
@@ -21,14 +22,18 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
+mod phases;
+mod secrets;
+pub use phases::Phases;
+pub use secrets::{CachedSecret, SecretStore, labelled_ours, reduce_secret, watch_into};
+
 /// The stores of one controller process.
 #[derive(Clone)]
 pub struct Caches {
     /// One store per watched scope (a namespace, or all of them).
     pub credentials: Vec<Store<SamlAppCredential>>,
-    /// Secrets' metadata, reduced by [`reduce_secret`]; one store per scope, and one for the
-    /// cluster resource namespace when no scope covers it.
-    pub secrets: Vec<Store<PartialObjectMeta<Secret>>>,
+    /// Secrets' metadata, reduced by [`reduce_secret`]; one store per scope.
+    pub secrets: Vec<SecretStore>,
     pub okta_orgs: Vec<Store<OktaOrg>>,
     pub cluster_orgs: Store<ClusterOktaOrg>,
     /// Namespaces' metadata, for ClusterOktaOrg selectors; only when every namespace is watched
@@ -36,6 +41,8 @@ pub struct Caches {
     pub namespaces: Option<Store<PartialObjectMeta<Namespace>>>,
     /// One index per credential store.
     pub indexes: Vec<std::sync::Arc<Index>>,
+    /// The resync phases of every credential the indexes hold (shared by them).
+    pub phases: std::sync::Arc<Phases>,
 }
 
 impl Caches {
@@ -46,7 +53,7 @@ impl Caches {
                 ready(store).await;
             }
             for store in &self.secrets {
-                ready(store).await;
+                store.wait_until_ready().await;
             }
             for store in &self.okta_orgs {
                 ready(store).await;
@@ -59,10 +66,32 @@ impl Caches {
         tokio::time::timeout(timeout, stores).await.is_ok()
     }
 
-    /// A Secret's reduced metadata, `None` when the cluster has no such Secret.
+    /// What the Secret cache knows of a Secret; `None` when no store watches its namespace or
+    /// before the first list.
+    pub fn secret_lookup(&self, namespace: &str, name: &str) -> Option<CachedSecret> {
+        self.secrets.iter().find(|store| store.covers(namespace))?.get(namespace, name)
+    }
+
+    /// Where in the resync interval the credential's resyncs fall; `None` for one the indexes
+    /// do not hold yet.
+    pub fn phase(&self, uid: &str) -> Option<f64> {
+        self.phases.of(uid)
+    }
+
+    /// A kept Secret's reduced metadata.
     pub fn secret(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<PartialObjectMeta<Secret>>> {
-        let key = ObjectRef::new(name).within(namespace);
-        self.secrets.iter().find_map(|store| store.get(&key))
+        match self.secret_lookup(namespace, name)? {
+            CachedSecret::Kept(secret) => Some(secret),
+            CachedSecret::Missing | CachedSecret::Unkept => None,
+        }
+    }
+
+    /// Keeps a Secret that was read by name because its store had not kept it.
+    pub fn keep_secret(&self, meta: &ObjectMeta) {
+        let namespace = meta.namespace.as_deref().unwrap_or_default();
+        if let Some(store) = self.secrets.iter().find(|store| store.covers(namespace)) {
+            store.keep(meta);
+        }
     }
 
     pub fn okta_org(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<OktaOrg>> {
@@ -99,29 +128,6 @@ where
     while tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await.is_err() {}
 }
 
-/// A Secret's metadata reduced to what samlcred reads of it.
-pub fn reduce_secret(secret: &mut PartialObjectMeta<Secret>) {
-    let meta = std::mem::take(&mut secret.metadata);
-    let keep_labels = [labels::MANAGED_BY, labels::CREDENTIAL];
-    let keep_annotations = [annotations::ADOPT, annotations::KID, annotations::SECRET_HASH];
-    let pick = |map: Option<BTreeMap<String, String>>, keep: &[&str]| {
-        let picked: BTreeMap<String, String> =
-            map.unwrap_or_default().into_iter().filter(|(k, _)| keep.contains(&k.as_str())).collect();
-        (!picked.is_empty()).then_some(picked)
-    };
-    secret.metadata = ObjectMeta {
-        name: meta.name,
-        namespace: meta.namespace,
-        uid: meta.uid,
-        resource_version: meta.resource_version,
-        owner_references: meta.owner_references,
-        deletion_timestamp: meta.deletion_timestamp,
-        labels: pick(meta.labels, &keep_labels),
-        annotations: pick(meta.annotations, &keep_annotations),
-        ..ObjectMeta::default()
-    };
-}
-
 /// Namespaces are read for their labels only.
 pub fn reduce_namespace(namespace: &mut PartialObjectMeta<Namespace>) {
     let meta = std::mem::take(&mut namespace.metadata);
@@ -154,10 +160,12 @@ struct IndexState {
 }
 
 /// Credentials by the Secret they publish, the app they manage and the org they use. Fed the
-/// events of the credential watch of one scope ([`Index::observe`]).
+/// events of the credential watch of one scope ([`Index::observe`]); it files them in the
+/// process's [`Phases`] too.
 #[derive(Default)]
 pub struct Index {
     state: Mutex<IndexState>,
+    phases: std::sync::Arc<Phases>,
 }
 
 impl IndexState {
@@ -190,6 +198,11 @@ impl IndexState {
 }
 
 impl Index {
+    /// An index that files its credentials in `phases`, shared with the other scopes' indexes.
+    pub fn sharing(phases: std::sync::Arc<Phases>) -> Index {
+        Index { state: Mutex::default(), phases }
+    }
+
     /// Takes one event of the credential watch into the index.
     pub fn observe(&self, event: &watcher::Event<SamlAppCredential>) {
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -202,11 +215,13 @@ impl Index {
                 {
                     listed.insert(uid.clone());
                 }
+                self.phases.insert(&uid);
                 state.insert(uid, filed(credential));
             }
             watcher::Event::Delete(credential) => {
                 if let Some(uid) = credential.uid() {
                     state.remove(&uid);
+                    self.phases.remove(&uid);
                 }
             }
             watcher::Event::InitDone => {
@@ -215,6 +230,7 @@ impl Index {
                 let gone: Vec<String> = state.by_uid.keys().filter(|uid| !listed.contains(*uid)).cloned().collect();
                 for uid in gone {
                     state.remove(&uid);
+                    self.phases.remove(&uid);
                 }
             }
         }

@@ -211,7 +211,7 @@ async fn step(
         let trusted = OktaSnapshot::trusted(&status, okta.clone(), &spec.app_id, now);
         settled(&status, credential.metadata.generation).then_some(trusted).flatten()
     });
-    let phase = super::spread(&uid);
+    let phase = ctx.caches.phase(&uid).unwrap_or_else(|| super::spread(&uid));
     let mut snapshot = match kept {
         Some(snapshot) => snapshot,
         None => observe::read(&okta, &spec.app_id, now).await?,

@@ -136,7 +136,7 @@ impl OrgClients {
             return Ok(client.clone());
         }
         let secrets: Api<Secret> = Api::namespaced(self.kube.clone(), &secrets_namespace);
-        let (auth, secrets_fingerprint) = read_auth(&secrets, &spec.auth).await?;
+        let (auth, secrets_fingerprint) = read_auth(&secrets, &spec.auth, self.caches.as_ref()).await?;
         let fingerprint = format!("{fingerprint_of_org}/{secrets_fingerprint}");
         if let Some((seen, client)) = self.clients.lock().unwrap().get(key)
             && *seen == fingerprint
@@ -265,16 +265,21 @@ fn fingerprint(meta: &kube::api::ObjectMeta) -> String {
 }
 
 /// Reads the credentials an org's `auth` points at; returns them with the Secrets' resourceVersions.
-async fn read_auth(secrets: &Api<Secret>, auth: &OktaAuth) -> Result<(Auth, String), OrgError> {
+async fn read_auth(
+    secrets: &Api<Secret>,
+    auth: &OktaAuth,
+    caches: Option<&Caches>,
+) -> Result<(Auth, String), OrgError> {
     if let Some(token) = &auth.api_token {
-        let (value, version) = read_secret_key(secrets, &token.secret_ref, "spec.auth.apiToken.secretRef").await?;
+        let (value, version) =
+            read_secret_key(secrets, &token.secret_ref, "spec.auth.apiToken.secretRef", caches).await?;
         return Ok((Auth::ApiToken(SecretString::from(value.trim().to_string())), version));
     }
     let Some(oauth) = &auth.oauth else {
         return Err(OrgError::InvalidSpec("spec.auth: set exactly one of apiToken or oauth".into()));
     };
     let field = "spec.auth.oauth.privateKeySecretRef";
-    let (pem, version) = read_secret_key(secrets, &oauth.private_key_secret_ref, field).await?;
+    let (pem, version) = read_secret_key(secrets, &oauth.private_key_secret_ref, field, caches).await?;
     let private_key = PrivateKey::parse(&pem).map_err(|e| {
         OrgError::InvalidSpec(format!(
             "{field}: Secret {} key {} is not an RSA or EC private key in PEM or JWK form ({e})",
@@ -296,11 +301,21 @@ async fn read_auth(secrets: &Api<Secret>, auth: &OktaAuth) -> Result<(Auth, Stri
     Ok((auth, version))
 }
 
-async fn read_secret_key(secrets: &Api<Secret>, r: &SecretKeyRef, field: &str) -> Result<(String, String), OrgError> {
+/// Reads one key of an auth Secret; the Secret is kept in the cache from then on (it may have
+/// been created before the org that names it, when the cache had no reason to keep it).
+async fn read_secret_key(
+    secrets: &Api<Secret>,
+    r: &SecretKeyRef,
+    field: &str,
+    caches: Option<&Caches>,
+) -> Result<(String, String), OrgError> {
     let secret = secrets
         .get_opt(&r.name)
         .await?
         .ok_or_else(|| OrgError::InvalidSpec(format!("{field}: Secret {} not found", r.name)))?;
+    if let Some(caches) = caches {
+        caches.keep_secret(&secret.metadata);
+    }
     let bytes = secret
         .data
         .as_ref()

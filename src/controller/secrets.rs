@@ -2,6 +2,7 @@
 //! (from the watch cache, a verification, or the rendering), and the write of samlcred's part of it.
 
 use super::Context;
+use super::cache::CachedSecret;
 use super::credential::StepError;
 use super::ledger::SecretSeen;
 use super::observe::{self, OktaSnapshot};
@@ -72,8 +73,11 @@ impl Observing<'_> {
         let namespace = credential.namespace().unwrap_or_default();
         let generation = credential.metadata.generation;
         let inputs = observe::secret_inputs(status, generation, spec.secret_template.as_ref());
-        let from_cache = self.caches.map(|caches| caches.secret(&namespace, &spec.secret_name));
-        let cached = from_cache.clone().flatten();
+        let from_cache = self.caches.and_then(|caches| caches.secret_lookup(&namespace, &spec.secret_name));
+        let cached = match &from_cache {
+            Some(CachedSecret::Kept(secret)) => Some(secret.clone()),
+            _ => None,
+        };
         let seen = self.seen.clone();
         let cached_version = cached.as_ref().and_then(|s| s.metadata.resource_version.clone());
         let trusted = seen.as_ref().is_some_and(|seen| {
@@ -87,11 +91,14 @@ impl Observing<'_> {
             let meta = cached.as_ref().map(|s| &s.metadata);
             let ownership = secret::ownership(meta, &credential.name_any());
             (ownership, ownership == Ownership::Ours && owner_refs_match(credential, meta))
-        } else if matches!(from_cache, Some(None)) && seen.is_none() {
+        } else if matches!(from_cache, Some(CachedSecret::Missing)) && seen.is_none() {
             // The synced cache has no such Secret, and samlcred did not just write one.
             (Ownership::Absent, false)
         } else {
             let existing = self.secrets.get_opt(&spec.secret_name).await?;
+            if let (Some(caches), Some(existing)) = (self.caches, &existing) {
+                caches.keep_secret(&existing.metadata);
+            }
             let meta = existing.as_ref().map(|s| &s.metadata);
             let ownership = secret::ownership(meta, &credential.name_any());
             let published = rotation::published(status);

@@ -4,7 +4,7 @@ use super::leader::{self, LeaseSettings};
 use super::server::{self, Readiness};
 use super::telemetry::{self, LogFormat};
 use crate::api::{ClusterOktaOrg, OktaOrg, SamlAppCredential, labels};
-use crate::controller::cache::{self, Caches, Index};
+use crate::controller::cache::{self, Caches, Index, Phases, SecretStore};
 use crate::controller::guard::{self, ReconcileError};
 use crate::controller::ledger::Ledger;
 use crate::controller::orgs::{OrgClients, OrgKey, OrgSettings};
@@ -149,11 +149,12 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let mut background: Vec<ReconcileFuture> = Vec::new();
 
     // One reflected watch per kind and scope, each feeding a store (and, for credentials, the index).
+    let phases = Arc::new(Phases::default());
     let mut credential_streams = Vec::new();
     let (mut credential_stores, mut indexes) = (Vec::new(), Vec::new());
     for ns in &scopes {
         let (reader, writer) = reflector::store();
-        let index = Arc::new(Index::default());
+        let index = Arc::new(Index::sharing(phases.clone()));
         let (fed, forget) = (index.clone(), ledger.clone());
         let stream = watcher(api_for(ns), watcher::Config::default().any_semantic())
             .default_backoff()
@@ -171,21 +172,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         credential_stores.push(reader);
         indexes.push(index);
     }
-    let mut secret_streams = Vec::new();
-    let mut secret_stores = Vec::new();
     // In scoped mode the cluster resource namespace (where ClusterOktaOrgs' Secrets live) may only
     // be read by name, so those Secrets are read when used instead of watched.
-    for ns in &scopes {
-        let (reader, writer) = reflector::store();
-        let secrets: Api<PartialObjectMeta<Secret>> = scoped(&client, ns);
-        let stream = watcher(secrets, watcher::Config::default())
-            .default_backoff()
-            .modify(cache::reduce_secret)
-            .reflect(writer)
-            .touched_objects();
-        secret_streams.push(stream.boxed());
-        secret_stores.push(reader);
-    }
+    let secret_stores: Vec<SecretStore> = scopes.iter().map(|ns| SecretStore::new(ns.clone())).collect();
     let mut org_streams = Vec::new();
     let mut org_stores = Vec::new();
     for ns in &scopes {
@@ -214,7 +203,23 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         cluster_orgs: cluster_org_store.clone(),
         namespaces: (scopes == [None]).then_some(namespace_store),
         indexes: indexes.clone(),
+        phases: phases.clone(),
     };
+
+    let mut secret_streams = Vec::new();
+    for (i, ns) in scopes.iter().enumerate() {
+        let secrets: Api<PartialObjectMeta<Secret>> = scoped(&client, ns);
+        let (store, index) = (secret_stores[i].clone(), indexes[i].clone());
+        let auth_users =
+            AuthUsers { caches: caches.clone(), cluster_resource_namespace: args.cluster_resource_namespace.clone() };
+        // Kept: samlcred's own Secrets (by label) and those a credential or an org refers to now.
+        let referred = move |secret: &PartialObjectMeta<Secret>| {
+            let ns = secret.namespace().unwrap_or_default();
+            let name = secret.name_any();
+            !index.by_secret(&ns, &name).is_empty() || auth_users.refers_to(&ns, &name)
+        };
+        secret_streams.push(cache::watch_into(secrets, store, referred).touched_objects().boxed());
+    }
 
     let reporter = Reporter { controller: "samlcred".into(), instance: std::env::var("POD_NAME").ok() };
     let okta_metrics: Arc<dyn crate::okta::MetricsHook> = metrics.clone();
@@ -325,11 +330,18 @@ struct AuthUsers {
 }
 
 impl AuthUsers {
+    /// Whether an OktaOrg in its namespace, or (in the cluster resource namespace) a
+    /// ClusterOktaOrg, names this Secret.
+    fn refers_to(&self, namespace: &str, name: &str) -> bool {
+        let names_it = |auth: &crate::api::OktaAuth| names_secret(auth, name);
+        let okta_orgs = self.caches.okta_orgs.iter().flat_map(|store| store.state());
+        okta_orgs.into_iter().any(|org| org.namespace().as_deref() == Some(namespace) && names_it(&org.spec.auth))
+            || (namespace == self.cluster_resource_namespace
+                && self.caches.cluster_orgs.state().iter().any(|org| names_it(&org.spec.org.auth)))
+    }
+
     fn of_secret(&self, namespace: &str, name: &str, index: &Index) -> Vec<ObjectRef<SamlAppCredential>> {
-        let names_it = |auth: &crate::api::OktaAuth| {
-            auth.api_token.as_ref().is_some_and(|t| t.secret_ref.name == name)
-                || auth.oauth.as_ref().is_some_and(|o| o.private_key_secret_ref.name == name)
-        };
+        let names_it = |auth: &crate::api::OktaAuth| names_secret(auth, name);
         let mut orgs: Vec<OrgKey> = self
             .caches
             .okta_orgs
@@ -344,6 +356,12 @@ impl AuthUsers {
         }
         orgs.iter().flat_map(|org| index.by_org(org)).collect()
     }
+}
+
+/// Whether an org's auth reads the Secret `name` (of the org's Secret namespace).
+fn names_secret(auth: &crate::api::OktaAuth, name: &str) -> bool {
+    auth.api_token.as_ref().is_some_and(|t| t.secret_ref.name == name)
+        || auth.oauth.as_ref().is_some_and(|o| o.private_key_secret_ref.name == name)
 }
 
 /// Resolves on SIGTERM or Ctrl-C; clonable so every controller stops on the same signal.

@@ -14,7 +14,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use okta_sim::{OktaSim, SeedApp, SeedKey};
 use samlcred::api::{ClusterOktaOrg, SamlAppCredential};
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 pub const ORG: &str = "okta";
@@ -205,6 +205,12 @@ impl Watch {
 
     pub fn get(&self, cred: &Cred) -> Option<std::sync::Arc<SamlAppCredential>> {
         self.store.get(&ObjectRef::new(&cred.name).within(&cred.namespace))
+    }
+
+    /// Every credential in the cluster, by app ID, with its uid.
+    pub fn uids_by_app(&self) -> HashMap<String, String> {
+        let state = self.store.state();
+        state.iter().filter_map(|c| Some((c.spec.app_id.clone(), c.metadata.uid.clone()?))).collect()
     }
 
     /// How many of `creds` satisfy `done`.

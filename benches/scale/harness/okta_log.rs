@@ -100,3 +100,31 @@ pub fn mean_and_peak(bins: &[usize]) -> (f64, usize) {
     let mean = if bins.is_empty() { 0.0 } else { bins.iter().sum::<usize>() as f64 / bins.len() as f64 };
     (mean, bins.iter().copied().max().unwrap_or(0))
 }
+
+/// Splits app calls into those a credential's resync schedule explains and the rest. Each
+/// credential resyncs at its turns: its phase of the interval (from its uid, as samlcred's
+/// [`samlcred::controller::cache::Phases`] assigns them), then every interval, counted from the
+/// epoch. A call within `slack` after one of its app's turns is scheduled.
+pub fn by_schedule(
+    calls: &[&Call],
+    uids_by_app: &HashMap<String, String>,
+    interval: std::time::Duration,
+    slack: SignedDuration,
+) -> (usize, usize) {
+    let phases = samlcred::controller::cache::Phases::default();
+    for uid in uids_by_app.values() {
+        phases.insert(uid);
+    }
+    let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX).max(1);
+    let scheduled = |call: &&&Call| {
+        let Some(phase) = call.app.as_ref().and_then(|app| uids_by_app.get(app)).and_then(|uid| phases.of(uid)) else {
+            return false;
+        };
+        let offset = (interval_ms as f64 * phase) as i64;
+        let at = call.at.as_millisecond();
+        let turn = (at - offset).div_euclid(interval_ms) * interval_ms + offset;
+        at - turn <= slack.as_millis() as i64
+    };
+    let on = calls.iter().filter(scheduled).count();
+    (on, calls.len() - on)
+}

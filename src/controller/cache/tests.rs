@@ -83,3 +83,76 @@ fn a_reduced_secret_keeps_only_what_samlcred_reads() {
     assert_eq!(meta.annotations.as_ref().unwrap().keys().collect::<Vec<_>>(), ["samlcred.io/adopt"]);
     assert!(meta.managed_fields.is_none());
 }
+
+fn secret_meta(ns: &str, name: &str, rv: &str, ours: bool) -> PartialObjectMeta<Secret> {
+    let labels =
+        if ours { serde_json::json!({"app.kubernetes.io/managed-by": "samlcred"}) } else { serde_json::json!({}) };
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+        "metadata": {"name": name, "namespace": ns, "resourceVersion": rv, "labels": labels}
+    }))
+    .unwrap()
+}
+
+fn kept_version(store: &SecretStore, ns: &str, name: &str) -> Option<String> {
+    match store.get(ns, name)? {
+        CachedSecret::Kept(secret) => secret.metadata.resource_version.clone(),
+        CachedSecret::Missing => Some("missing".into()),
+        CachedSecret::Unkept => Some("unkept".into()),
+    }
+}
+
+#[test]
+fn the_secret_store_keeps_what_samlcred_reads_and_only_knows_the_rest_exists() {
+    let store = SecretStore::new(Some("a".into()));
+    let referred = |s: &PartialObjectMeta<Secret>| s.metadata.name.as_deref() == Some("token");
+    assert!(store.get("a", "mine").is_none(), "nothing is known before the first list");
+    store.observe(&watcher::Event::Init, referred);
+    for secret in [
+        secret_meta("a", "mine", "1", true),
+        secret_meta("a", "helm", "2", false),
+        secret_meta("a", "token", "3", false),
+    ] {
+        store.observe(&watcher::Event::InitApply(secret), referred);
+    }
+    assert!(store.get("a", "mine").is_none(), "a list in progress is not an answer");
+    store.observe(&watcher::Event::InitDone, referred);
+    assert_eq!(kept_version(&store, "a", "mine").as_deref(), Some("1"));
+    assert_eq!(kept_version(&store, "a", "token").as_deref(), Some("3"));
+    assert_eq!(kept_version(&store, "a", "helm").as_deref(), Some("unkept"));
+    assert_eq!(kept_version(&store, "a", "absent").as_deref(), Some("missing"));
+    assert_eq!(store.counts(), (2, 1));
+    assert!(store.covers("a") && !store.covers("b"));
+
+    // A Secret read by name is kept from then on; a watch event that came first wins.
+    let mut read = secret_meta("a", "helm", "2", false).metadata;
+    read.annotations = Some([("meta.helm.sh/release-name".to_string(), "big".to_string())].into());
+    store.keep(&read);
+    assert_eq!(kept_version(&store, "a", "helm").as_deref(), Some("2"));
+    assert!(
+        store.get("a", "helm").is_some_and(|c| matches!(c, CachedSecret::Kept(s) if s.metadata.annotations.is_none()))
+    );
+    store.keep(&secret_meta("a", "mine", "0", true).metadata);
+    assert_eq!(kept_version(&store, "a", "mine").as_deref(), Some("1"), "a stale read replaced the watched version");
+
+    // Labelled as samlcred's later: kept; deleted: missing.
+    store.observe(&watcher::Event::Apply(secret_meta("a", "other", "4", false)), referred);
+    assert_eq!(kept_version(&store, "a", "other").as_deref(), Some("unkept"));
+    store.observe(&watcher::Event::Apply(secret_meta("a", "other", "5", true)), referred);
+    assert_eq!(kept_version(&store, "a", "other").as_deref(), Some("5"));
+    store.observe(&watcher::Event::Delete(secret_meta("a", "other", "5", true)), referred);
+    assert_eq!(kept_version(&store, "a", "other").as_deref(), Some("missing"));
+
+    // A relist replaces everything: what it did not list is gone.
+    store.observe(&watcher::Event::Init, referred);
+    store.observe(&watcher::Event::InitApply(secret_meta("a", "mine", "9", true)), referred);
+    assert_eq!(
+        kept_version(&store, "a", "helm").as_deref(),
+        Some("2"),
+        "answers from before the relist until it is done"
+    );
+    store.observe(&watcher::Event::InitDone, referred);
+    assert_eq!(kept_version(&store, "a", "mine").as_deref(), Some("9"));
+    assert_eq!(kept_version(&store, "a", "helm").as_deref(), Some("missing"));
+    assert_eq!(store.counts(), (1, 0));
+}
