@@ -62,9 +62,9 @@ pub struct OktaSnapshot {
     /// The credential's generation when the snapshot was last used: a changed spec reads the app
     /// again, as a resync does.
     pub generation: Option<i64>,
-    /// Where in each resync interval this credential's resyncs fall (a fraction the uid picks,
-    /// [`super::spread`]): the fleet's resyncs are spread evenly over the interval, however many
-    /// credentials were adopted or restarted at once.
+    /// Where in each resync interval this credential's resyncs fall (its rank by the draw of
+    /// its uid, [`super::cache::Phases`]): the fleet's resyncs are spread evenly over the
+    /// interval, however many credentials were adopted or restarted at once.
     pub phase: f64,
 }
 
