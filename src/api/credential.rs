@@ -69,6 +69,8 @@ pub struct SamlAppCredentialSpec {
 
     /// Start a rotation when the active certificate expires within this duration (Go syntax, for
     /// example 720h or 1h30m). Must be positive and shorter than the validity. Default 720h (30 days).
+    /// Each credential starts up to 10% of it earlier, never later, at a place its uid picks, so
+    /// that credentials created together do not rotate together (status.renewalTime says when).
     #[serde(default = "default_renew_before")]
     #[schemars(length(max = duration::MAX_LENGTH), regex(pattern = duration::PATTERN))]
     #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("renewBefore must be positive"))]
@@ -298,7 +300,8 @@ pub struct SamlAppCredentialStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<Rotation>,
 
-    /// When the next rotation starts: the active certificate's notAfter minus renewBefore.
+    /// When the next rotation starts: the active certificate's notAfter minus renewBefore, minus
+    /// this credential's share of the renewal spread (up to 10% of renewBefore).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewal_time: Option<Time>,
 
