@@ -169,7 +169,8 @@ async fn plan_shows_each_credentials_renewal_spread() {
         let renewal: Timestamp = step["renewalTime"].as_str().unwrap().parse().unwrap();
         assert_eq!(renewal, status.renewal_time.unwrap().0, "plan and status agree: {step}");
         // notAfter - renewBefore (720h) - spread, the spread within 10% of renewBefore (72h).
-        let earlier = (status.active_key.unwrap().not_after.0 - SignedDuration::from_hours(720)).duration_since(renewal);
+        let earlier =
+            (status.active_key.unwrap().not_after.0 - SignedDuration::from_hours(720)).duration_since(renewal);
         assert!(earlier > SignedDuration::ZERO && earlier <= SignedDuration::from_hours(72), "{name}: {earlier:?}");
         assert!(step["renewalSpread"].as_str().is_some_and(|s| !s.is_empty()), "{step}");
         renewals.push(earlier.as_secs());
