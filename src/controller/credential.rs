@@ -145,7 +145,9 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
             set_condition(&mut next.conditions, done.ready, generation, now);
             let rotating = rotating_condition(&next, done.waiting.as_ref());
             set_condition(&mut next.conditions, rotating, generation, now);
-            let action = match done.wake_at {
+            // Back when an expiry warning threshold is crossed, to warn in time.
+            let crossing = rotation::expiry::next_crossing(&next, &credential.spec.expiry_warning_days, now);
+            let action = match done.wake_at.map(|at| crossing.map_or(at, |c| at.min(c))) {
                 Some(at) => ctx.settings.requeue_at(now, at),
                 None => Action::requeue(Duration::from_millis(100)),
             };

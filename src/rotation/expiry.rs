@@ -106,6 +106,17 @@ pub fn expiry(status: &SamlAppCredentialStatus, thresholds: &[i32], held: Option
     }
 }
 
+/// When the active certificate next crosses one of the `thresholds`, so that the reconciler is back
+/// then, whatever else it waits for.
+pub fn next_crossing(status: &SamlAppCredentialStatus, thresholds: &[i32], now: Timestamp) -> Option<Timestamp> {
+    let not_after = status.active_key.as_ref()?.not_after.0;
+    thresholds
+        .iter()
+        .filter_map(|days| not_after.checked_sub(jiff::SignedDuration::from_secs(i64::from(*days) * DAY)).ok())
+        .filter(|at| *at > now)
+        .min()
+}
+
 fn list(thresholds: &[i32]) -> String {
     let mut sorted = thresholds.to_vec();
     sorted.sort_unstable_by(|a, b| b.cmp(a));

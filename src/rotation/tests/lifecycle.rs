@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::api::{ActivationWindow, ExpiryWarning, events};
-use crate::rotation::expiry::{expiry, held};
+use crate::rotation::expiry::{expiry, held, next_crossing};
 
 const DAY: SignedDuration = SignedDuration::from_hours(24);
 
@@ -378,4 +378,14 @@ fn what_holds_a_rotation() {
             Some(part) => assert!(got.as_deref().is_some_and(|g| g.contains(part)), "{name}: {got:?}"),
         }
     }
+}
+
+#[test]
+fn the_reconciler_comes_back_at_the_next_threshold() {
+    let status = status_expiring_in(45);
+    let not_after = status.active_key.as_ref().unwrap().not_after.0;
+    assert_eq!(next_crossing(&status, &THRESHOLDS, now()), Some(not_after - 30 * DAY));
+    assert_eq!(next_crossing(&status_expiring_in(3), &THRESHOLDS, now()), None, "every threshold crossed");
+    assert_eq!(next_crossing(&status, &[], now()), None);
+    assert_eq!(next_crossing(&Default::default(), &THRESHOLDS, now()), None);
 }
