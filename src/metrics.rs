@@ -168,7 +168,7 @@ impl Metrics {
         if let Some(renewal) = &status.renewal_time {
             self.renewal.get_or_create(&labels).set(renewal.0.as_millisecond() as f64 / 1000.0);
         }
-        for condition in [conditions::READY, conditions::ROTATING] {
+        for condition in [conditions::READY, conditions::ROTATING, conditions::EXPIRING_SOON] {
             let value = status.conditions.iter().any(|c| c.type_ == condition && c.status == "True");
             let labels = ReadyLabels {
                 namespace: labels.namespace.clone(),

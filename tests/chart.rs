@@ -478,7 +478,7 @@ async fn monitoring_rendering_passes_a_server_dry_run() {
         &[
             "metrics.serviceMonitor.enabled=true",
             "metrics.prometheusRule.enabled=true",
-            "metrics.prometheusRule.expiryWarningDays=21",
+            "metrics.prometheusRule.expiryWarningDays={45,21}",
         ],
     ));
     let monitor = find(&objects, "ServiceMonitor", &full);
@@ -490,14 +490,22 @@ async fn monitoring_rendering_passes_a_server_dry_run() {
         alerts,
         [
             "SamlcredCertificateExpiringWithoutRotation",
+            "SamlcredCertificateExpiringWithoutRotation",
             "SamlcredRotationFailing",
             "SamlcredOktaErrors",
             "SamlcredOktaRateLimited",
             "SamlcredCredentialNotReady",
         ]
     );
-    let expiry = rule["spec"]["groups"][0]["rules"][0]["expr"].as_str().unwrap();
-    assert!(expiry.contains("< 21 * 86400"), "{expiry}");
+    // One rule per threshold, each for its band, keyed on the controller's ExpiringSoon condition.
+    let rules = &rule["spec"]["groups"][0]["rules"];
+    let wider = rules[0]["expr"].as_str().unwrap();
+    assert!(wider.contains("< 45 * 86400") && wider.contains(">= 21 * 86400"), "{wider}");
+    assert!(wider.contains(r#"condition="ExpiringSoon"} == 1"#), "{wider}");
+    assert_eq!(rules[0]["labels"]["threshold_days"], "45");
+    let nearest = rules[1]["expr"].as_str().unwrap();
+    assert!(nearest.contains("< 21 * 86400") && !nearest.contains(">="), "{nearest}");
+    assert_eq!(rules[1]["labels"]["threshold_days"], "21");
     // Prometheus, not Helm, must expand the alert templates.
     let description = rule["spec"]["groups"][0]["rules"][0]["annotations"]["description"].as_str().unwrap();
     assert!(description.contains("{{ $labels.namespace }}/{{ $labels.name }}"), "{description}");

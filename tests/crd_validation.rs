@@ -66,6 +66,17 @@ async fn crds_install_and_apply_defaults() {
     assert_eq!(spec["secretDeletionPolicy"], "Retain");
     assert_eq!(spec["orgRef"]["kind"], "OktaOrg");
     assert_eq!(spec["suspend"], false);
+    assert_eq!(spec["expiryWarningDays"], json!([60, 30, 7]));
+    let windowed = with(
+        credential("windowed"),
+        "/spec/activation/windows",
+        json!([{"schedule": "30 2 * * TUE", "duration": "2h"}]),
+    );
+    let created = create(&client, &ns.name, &windowed).await.unwrap();
+    assert_eq!(
+        created.data["spec"]["activation"]["windows"],
+        json!([{"schedule": "30 2 * * TUE", "duration": "2h", "timeZone": "UTC"}])
+    );
 
     let org = create(&client, &ns.name, &with(org("OktaOrg", "acme"), "/spec/auth", json!({"oauth": {"clientId": "0oa1", "privateKeySecretRef": {"name": "okta-svc-key", "key": "private.pem"}}})))
         .await
@@ -122,6 +133,40 @@ async fn bad_specs_are_rejected_naming_the_field() {
             "activation.policy unknown",
             with(sac(), "/spec/activation/policy", json!("Sometimes")),
             "spec.activation.policy",
+        ),
+        (
+            "activation window with a six-field schedule",
+            with(sac(), "/spec/activation/windows", json!([{"schedule": "0 0 2 * * TUE", "duration": "1h"}])),
+            "spec.activation.windows[0].schedule",
+        ),
+        (
+            "activation window with a nickname schedule",
+            with(sac(), "/spec/activation/windows", json!([{"schedule": "@daily", "duration": "1h"}])),
+            "spec.activation.windows[0].schedule",
+        ),
+        (
+            "activation window of zero duration",
+            with(sac(), "/spec/activation/windows", json!([{"schedule": "0 2 * * *", "duration": "0s"}])),
+            "an activation window's duration must be positive",
+        ),
+        (
+            "activation window with a malformed duration",
+            with(sac(), "/spec/activation/windows", json!([{"schedule": "0 2 * * *", "duration": "2 hours"}])),
+            "spec.activation.windows[0].duration",
+        ),
+        (
+            "activation window with a time zone that is not an IANA name",
+            with(
+                sac(),
+                "/spec/activation/windows",
+                json!([{"schedule": "0 2 * * *", "duration": "1h", "timeZone": "UTC+2 (Berlin)"}]),
+            ),
+            "spec.activation.windows[0].timeZone",
+        ),
+        (
+            "expiryWarningDays of zero",
+            with(sac(), "/spec/expiryWarningDays", json!([30, 0])),
+            "expiryWarningDays must be between 1 and 3650",
         ),
         ("retainPrevious malformed", with(sac(), "/spec/retainPrevious", json!("1w")), "spec.retainPrevious"),
         ("secretName not a DNS name", with(sac(), "/spec/secretName", json!("Bad_Name")), "spec.secretName"),

@@ -13,6 +13,11 @@ use super::duration;
 pub const AT_MOST_TEN_YEARS: &str = "duration(self) <= duration('87600h')";
 pub const RENEW_BEFORE_HALF_VALIDITY: &str = "renewBefore must be at most half of the certificate validity \
      (validityYears): a longer one makes a freshly activated key due for renewal at once";
+/// The shape of a 5-field cron schedule (minute hour day-of-month month day-of-week). The API server
+/// checks only this; the controller parses it and reports InvalidSpec for one that never fires.
+pub const CRON_PATTERN: &str = r"^[0-9A-Za-z*,/?#-]+( +[0-9A-Za-z*,/?#-]+){4}$";
+/// The shape of an IANA time zone name (Europe/Berlin, America/Argentina/Buenos_Aires, UTC, Etc/GMT+2).
+pub const TIME_ZONE_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$";
 pub const DELAY_BELOW_RENEW_BEFORE: &str = "activation.delay must be shorter than renewBefore: the active \
      certificate would expire before the new key is activated";
 
@@ -64,6 +69,8 @@ pub struct SamlAppCredentialSpec {
 
     /// Start a rotation when the active certificate expires within this duration (Go syntax, for
     /// example 720h or 1h30m). Must be positive and shorter than the validity. Default 720h (30 days).
+    /// Each credential starts up to 10% of it earlier, never later, at a place its uid picks, so
+    /// that credentials created together do not rotate together (status.renewalTime says when).
     #[serde(default = "default_renew_before")]
     #[schemars(length(max = duration::MAX_LENGTH), regex(pattern = duration::PATTERN))]
     #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("renewBefore must be positive"))]
@@ -109,6 +116,16 @@ pub struct SamlAppCredentialSpec {
     /// to date with what Okta shows. Default false.
     #[serde(default)]
     pub suspend: bool,
+
+    /// Days before the active certificate's notAfter at which samlcred warns (a Warning event
+    /// ExpiringSoon, once per threshold and key, and the condition ExpiringSoon=True) when no
+    /// rotation is going ahead to replace it: the credential is suspended, a Manual activation waits
+    /// for approval, a rollout is stuck, or the rotation fails. An empty list turns the warnings off.
+    /// Default [60, 30, 7].
+    #[serde(default = "default_expiry_warning_days")]
+    #[schemars(length(max = 8))]
+    #[x_kube(validation = Rule::new("self.all(d, d >= 1 && d <= 3650)").message("expiryWarningDays must be between 1 and 3650"))]
+    pub expiry_warning_days: Vec<i32>,
 }
 
 /// Reference to the Okta org that hosts the app.
@@ -158,12 +175,56 @@ pub struct Activation {
     /// when rolloutRestartTargets is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_for_rollout: Option<bool>,
+
+    /// Times at which activation, the one step that can break sign-ins, may happen; generating and
+    /// publishing the new key do not wait for them. A key due for activation (after delay, the
+    /// approval and the rollout) waits until a window is open. Expiry still wins: when no window
+    /// opens before the active certificate would expire within 24h (or half of renewBefore, if
+    /// shorter), samlcred activates at once with a Warning event ActivatedOutsideWindow. An app
+    /// without a usable signing key gets its first key whatever the windows. Empty: activation
+    /// whenever due.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub windows: Vec<ActivationWindow>,
 }
 
 impl Default for Activation {
     fn default() -> Self {
-        Self { policy: ActivationPolicy::default(), delay: default_activation_delay(), wait_for_rollout: None }
+        Self {
+            policy: ActivationPolicy::default(),
+            delay: default_activation_delay(),
+            wait_for_rollout: None,
+            windows: Vec::new(),
+        }
     }
+}
+
+/// A recurring span of time in which activation may happen, like cert-manager's renewal windows.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivationWindow {
+    /// When the window opens: a 5-field cron expression (minute hour day-of-month month
+    /// day-of-week, as in crontab(5); names such as MON or JAN are allowed), for example
+    /// "0 2 * * TUE" for Tuesdays at 02:00. A day-of-month and a day-of-week both restricted match
+    /// either, as in cron. The API server checks the shape; one that never fires (such as February
+    /// 30) makes the credential Ready=False with reason InvalidSpec. An opening time that a
+    /// daylight saving change skips opens the window at the first instant after the gap.
+    #[schemars(length(min = 9, max = 128), regex(pattern = CRON_PATTERN))]
+    pub schedule: String,
+
+    /// How long the window stays open after each opening, in elapsed time (Go duration syntax,
+    /// for example 2h or 90m). Must be positive.
+    #[schemars(length(max = duration::MAX_LENGTH), regex(pattern = duration::PATTERN))]
+    #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("an activation window's duration must be positive"))]
+    #[x_kube(validation = Rule::new(AT_MOST_TEN_YEARS).message("an activation window's duration must be at most 10 years (87600h)"))]
+    pub duration: String,
+
+    /// IANA time zone the schedule is read in (for example Europe/Berlin). Default UTC. A name the
+    /// operator's time zone database does not know makes the credential Ready=False with reason
+    /// InvalidSpec.
+    #[serde(default = "default_time_zone")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = TIME_ZONE_PATTERN))]
+    pub time_zone: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -239,7 +300,8 @@ pub struct SamlAppCredentialStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<Rotation>,
 
-    /// When the next rotation starts: the active certificate's notAfter minus renewBefore.
+    /// When the next rotation starts: the active certificate's notAfter minus renewBefore, minus
+    /// this credential's share of the renewal spread (up to 10% of renewBefore).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewal_time: Option<Time>,
 
@@ -258,6 +320,21 @@ pub struct SamlAppCredentialStatus {
     /// When the last attempt failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure_time: Option<Time>,
+
+    /// The last expiryWarningDays threshold a Warning event ExpiringSoon was emitted for, and for
+    /// which active key: each threshold warns once per key, restarts included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_warning: Option<ExpiryWarning>,
+}
+
+/// An expiry warning that was emitted.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpiryWarning {
+    /// The active key the warning was about.
+    pub kid: String,
+    /// The threshold, in days before notAfter, that was crossed.
+    pub days: i32,
 }
 
 /// The key Okta signs with.
@@ -357,6 +434,15 @@ fn default_renew_before() -> String {
 
 fn default_activation_delay() -> String {
     "24h".into()
+}
+
+fn default_time_zone() -> String {
+    "UTC".into()
+}
+
+/// The expiry warning thresholds when the spec names none: 60, 30 and 7 days.
+pub fn default_expiry_warning_days() -> Vec<i32> {
+    vec![60, 30, 7]
 }
 
 fn default_retain_previous() -> String {

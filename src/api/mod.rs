@@ -9,9 +9,9 @@ pub mod reference;
 use kube::CustomResourceExt;
 
 pub use credential::{
-    Activation, ActivationPolicy, ActiveKey, OrgKind, OrgRef, PendingKey, PreviousKey, RolloutRestartTarget, Rotation,
-    RotationPhase, RotationTrigger, SamlAppCredential, SamlAppCredentialSpec, SamlAppCredentialStatus,
-    SecretDeletionPolicy, SecretTemplate, WorkloadKind,
+    Activation, ActivationPolicy, ActivationWindow, ActiveKey, ExpiryWarning, OrgKind, OrgRef, PendingKey, PreviousKey,
+    RolloutRestartTarget, Rotation, RotationPhase, RotationTrigger, SamlAppCredential, SamlAppCredentialSpec,
+    SamlAppCredentialStatus, SecretDeletionPolicy, SecretTemplate, WorkloadKind,
 };
 pub use org::{
     ApiTokenAuth, ClusterOktaOrg, ClusterOktaOrgSpec, DpopMode, OAuthAuth, OktaAuth, OktaOrg, OktaOrgSpec,
@@ -51,6 +51,9 @@ pub mod labels {
 pub mod conditions {
     pub const READY: &str = "Ready";
     pub const ROTATING: &str = "Rotating";
+    /// The active certificate expires within an expiryWarningDays threshold and no rotation is
+    /// going ahead to replace it.
+    pub const EXPIRING_SOON: &str = "ExpiringSoon";
 
     /// Ready=True: the Secret holds the certificate Okta signs with.
     pub const REASON_UP_TO_DATE: &str = "UpToDate";
@@ -77,6 +80,14 @@ pub mod conditions {
     pub const REASON_WAITING_FOR_ROLLOUT: &str = "WaitingForRollout";
     /// Rotating: a restart target is missing or its rollout stalled; activation waits for it.
     pub const REASON_ROLLOUT_STUCK: &str = "RolloutStuck";
+    /// Rotating: activation is due and waits for the next activation window.
+    pub const REASON_WAITING_FOR_WINDOW: &str = "WaitingForWindow";
+    /// ExpiringSoon=True: within a threshold, and the rotation is held (the message says by what).
+    pub const REASON_ROTATION_HELD: &str = "RotationHeld";
+    /// ExpiringSoon=False: within a threshold, and samlcred is replacing the certificate.
+    pub const REASON_ROTATION_SCHEDULED: &str = "RotationScheduled";
+    /// ExpiringSoon=False: the active certificate is not within any expiryWarningDays threshold.
+    pub const REASON_NOT_EXPIRING: &str = "NotExpiring";
     /// Rotating=False: no rotation under way.
     pub const REASON_IDLE: &str = "Idle";
     /// OktaOrg Ready=True: Okta accepted the credentials.
@@ -99,6 +110,11 @@ pub mod events {
     pub const ROLLOUT_STUCK: &str = "RolloutStuck";
     /// Activated before the restart targets finished their rollout, because expiry was near.
     pub const ACTIVATED_BEFORE_ROLLOUT: &str = "ActivatedBeforeRollout";
+    /// Warning: no activation window opens before expiry would be near; activated outside them.
+    pub const ACTIVATED_OUTSIDE_WINDOW: &str = "ActivatedOutsideWindow";
+    /// Warning: the active certificate crossed an expiryWarningDays threshold and no rotation is
+    /// going ahead to replace it.
+    pub const EXPIRING_SOON: &str = "ExpiringSoon";
     /// Warning: a reconcile panicked (a bug); it was abandoned and is retried, the process goes on.
     pub const RECONCILE_PANICKED: &str = "ReconcilePanicked";
 }

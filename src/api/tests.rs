@@ -69,12 +69,18 @@ fn a_minimal_credential_gets_the_documented_defaults() {
     assert_eq!(spec.renew_before, "720h");
     assert_eq!(
         spec.activation,
-        Activation { policy: ActivationPolicy::Automatic, delay: "24h".into(), wait_for_rollout: None }
+        Activation {
+            policy: ActivationPolicy::Automatic,
+            delay: "24h".into(),
+            wait_for_rollout: None,
+            windows: vec![]
+        }
     );
     assert_eq!(spec.retain_previous, "168h");
     assert_eq!(spec.secret_deletion_policy, SecretDeletionPolicy::Retain);
     assert!(!spec.suspend);
     assert!(spec.rollout_restart_targets.is_empty());
+    assert_eq!(spec.expiry_warning_days, [60, 30, 7]);
 }
 
 #[test]

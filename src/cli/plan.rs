@@ -25,6 +25,13 @@ pub struct Step {
     /// `now`, an RFC 3339 time, `on approval`, or `-` when nothing is planned.
     pub when: String,
     pub detail: String,
+    /// When the next rotation starts (RFC 3339), once there is an active key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewal_time: Option<String>,
+    /// How much earlier than renewBefore asks that is, the credential's share of the renewal
+    /// spread (`1d 4h`), so that credentials created together do not rotate together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewal_spread: Option<String>,
     /// The observation failed (org, Okta or Kubernetes); `detail` says why.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub error: bool,
@@ -46,12 +53,15 @@ pub async fn run(kube: &Kube, all_namespaces: bool, orgs: &OrgArgs, output: Outp
             Ok((action, when, detail)) => (action, when, detail, false),
             Err(e) => ("nothing".to_string(), "-".to_string(), format!("{}: {e}", e.reason()), true),
         };
+        let (renewal_time, renewal_spread) = renewal(credential);
         steps.push(Step {
             namespace: credential.namespace().unwrap_or_default(),
             name: credential.name_any(),
             action,
             when,
             detail,
+            renewal_time,
+            renewal_spread,
             error,
         });
     }
@@ -60,10 +70,14 @@ pub async fn run(kube: &Kube, all_namespaces: bool, orgs: &OrgArgs, output: Outp
         Output::Yaml => print!("{}", serde_saphyr::to_string(&steps)?),
         Output::Table if steps.is_empty() => eprintln!("{}", super::nothing_found(kube, all_namespaces)),
         Output::Table => {
-            let lines = steps
-                .iter()
-                .map(|s| vec![s.namespace.clone(), s.name.clone(), s.action.clone(), s.when.clone(), s.detail.clone()]);
-            print!("{}", table(&["NAMESPACE", "NAME", "NEXT", "WHEN", "DETAIL"], lines));
+            let lines = steps.iter().map(|s| {
+                let renewal = match (&s.renewal_time, &s.renewal_spread) {
+                    (Some(at), Some(spread)) => format!("{at} (spread -{spread})"),
+                    _ => "-".into(),
+                };
+                vec![s.namespace.clone(), s.name.clone(), s.action.clone(), s.when.clone(), renewal, s.detail.clone()]
+            });
+            print!("{}", table(&["NAMESPACE", "NAME", "NEXT", "WHEN", "RENEWAL", "DETAIL"], lines));
         }
     }
     let failed: Vec<String> = steps.iter().filter(|s| s.error).map(|s| format!("{}/{}", s.namespace, s.name)).collect();
@@ -84,7 +98,7 @@ async fn plan_one(
     let namespace = credential.namespace().unwrap_or_default();
     let generation = credential.metadata.generation;
     let backoff = credential::backoff_remaining(&Settings::default(), credential.status.as_ref(), generation, now);
-    let policy = rotation::Policy::of(&credential.spec);
+    let policy = credential::policy_of(credential);
     let status = credential::status_for_planning(credential.status.clone(), &policy, generation);
     let (org_key, okta) = clients.for_credential(&namespace, &credential.spec.org_ref, &credential.spec.app_id).await?;
     let observed = samlcred::controller::secrets::observe(credential, &kube.client, &okta, &status).await?;
@@ -134,7 +148,14 @@ fn describe(
         }
         Plan::Publish { kid } => now_("publish", format!("publish key {kid} in Secret {}", spec.secret_name)),
         Plan::Activate { kid } => now_("activate", format!("switch Okta to key {kid}")),
-        Plan::ActivateBeforeRollout { message, .. } => now_("activate", message.clone()),
+        Plan::ActivateBeforeRollout { message, .. } | Plan::ActivateOutsideWindow { message, .. } => {
+            now_("activate", message.clone())
+        }
+        Plan::AwaitWindow { kid, opens_at } => (
+            "activate".into(),
+            at_time(*opens_at, now),
+            format!("switch Okta to key {kid} when the next activation window opens"),
+        ),
         Plan::AwaitRollout { kid, stuck, message, until } => (
             "activate".into(),
             format!("after rollout, at the latest {}", at_time(*until, now)),
@@ -168,15 +189,28 @@ fn describe(
     }
 }
 
-/// `2026-12-24T10:00:00Z (in 28d 3h)`.
-fn at_time(at: Timestamp, now: Timestamp) -> String {
-    let secs = at.duration_since(now).as_secs().max(0);
+/// The renewal time and the spread in it, under the credential's current spec.
+fn renewal(credential: &SamlAppCredential) -> (Option<String>, Option<String>) {
+    let Ok(policy) = credential::policy_of(credential) else { return (None, None) };
+    let active = credential.status.as_ref().and_then(|s| s.active_key.as_ref());
+    let renewal = active.map(|key| rotation::renewal_time(key.not_after.0, &policy));
+    (renewal.map(|at| at.to_string()), Some(span(policy.renewal_spread.as_secs())))
+}
+
+/// `28d 3h`, `3h 12m`, `4m 10s`.
+fn span(secs: i64) -> String {
+    let secs = secs.max(0);
     let (d, h, m, s) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    let relative = match (d, h, m) {
+    match (d, h, m) {
         (0, 0, 0) => format!("{s}s"),
         (0, 0, _) => format!("{m}m {s}s"),
         (0, _, _) => format!("{h}h {m}m"),
         _ => format!("{d}d {h}h"),
-    };
+    }
+}
+
+/// `2026-12-24T10:00:00Z (in 28d 3h)`.
+fn at_time(at: Timestamp, now: Timestamp) -> String {
+    let relative = span(at.duration_since(now).as_secs());
     format!("{} (in {relative})", at.round(jiff::Unit::Second).unwrap_or(at))
 }

@@ -20,6 +20,9 @@ pub struct Row {
     pub ready: Option<String>,
     pub reason: Option<String>,
     pub message: Option<String>,
+    /// The ExpiringSoon condition's message, when it is True.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiring_soon: Option<String>,
 }
 
 pub fn row(credential: &SamlAppCredential) -> Row {
@@ -27,10 +30,16 @@ pub fn row(credential: &SamlAppCredential) -> Row {
     let status = credential.status.clone().unwrap_or_default();
     let ready = status.conditions.iter().find(|c| c.type_ == conditions::READY);
     let rotating = status.conditions.iter().find(|c| c.type_ == conditions::ROTATING);
+    let expiring = status.conditions.iter().find(|c| c.type_ == conditions::EXPIRING_SOON && c.status == "True");
     // What a published key waits for, beside the phase: approval, or the restart targets' rollout.
     let waiting = rotating.map(|c| c.reason.as_str()).filter(|reason| {
-        [conditions::REASON_AWAITING_APPROVAL, conditions::REASON_WAITING_FOR_ROLLOUT, conditions::REASON_ROLLOUT_STUCK]
-            .contains(reason)
+        [
+            conditions::REASON_AWAITING_APPROVAL,
+            conditions::REASON_WAITING_FOR_ROLLOUT,
+            conditions::REASON_ROLLOUT_STUCK,
+            conditions::REASON_WAITING_FOR_WINDOW,
+        ]
+        .contains(reason)
     });
     let phase = status.rotation.as_ref().map(|r| {
         let phase = format!("{:?}", r.phase);
@@ -54,6 +63,7 @@ pub fn row(credential: &SamlAppCredential) -> Row {
         ready: ready.map(|c| c.status.clone()),
         reason: ready.map(|c| c.reason.clone()),
         message: ready.map(|c| c.message.clone()),
+        expiring_soon: expiring.map(|c| c.message.clone()),
     }
 }
 
@@ -84,13 +94,18 @@ pub async fn run(kube: &Kube, all_namespaces: bool, output: Output) -> anyhow::R
                     (Some(s), Some(reason)) => format!("{s} ({reason})"),
                     _ => "-".into(),
                 };
+                // An expiring certificate nobody is replacing shows where people look first.
+                let expires = match &r.expiring_soon {
+                    Some(_) => format!("{} (ExpiringSoon)", dash(&r.expires)),
+                    None => dash(&r.expires),
+                };
                 vec![
                     r.namespace.clone(),
                     r.name.clone(),
                     r.org.clone(),
                     r.app_id.clone(),
                     r.active_kid.as_deref().map(short_kid).unwrap_or_else(|| "-".into()),
-                    dash(&r.expires),
+                    expires,
                     dash(&r.renewal_time),
                     r.phase.clone().unwrap_or_else(|| "Idle".into()),
                     ready,

@@ -97,6 +97,8 @@ struct Done {
     wake_at: Option<Timestamp>,
     /// The note of the plan's event ([`Plan::event`]); `None`: nothing to say this time.
     note: Option<String>,
+    /// What holds the rotation that should replace the active certificate ([`rotation::expiry::held`]).
+    held: Option<String>,
 }
 
 pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) -> Result<Action, kube::Error> {
@@ -121,7 +123,7 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
         // samlcred's own status write), not by the requeue the failure asked for.
         return Ok(Action::requeue(wait));
     }
-    let policy = Policy::of(&credential.spec);
+    let policy = policy_of(&credential);
     let status = status_for_planning(recorded.clone(), &policy, generation);
     // Held until the reconcile ends. An org that already uses its share of the workers (it may be
     // stalling) must not take the others' too: give this worker back and come back shortly.
@@ -134,19 +136,22 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
     let result = step(&credential, &ctx, &writer, &entry, status.clone(), &policy, now).await;
     ctx.metrics.reconcile_duration(started.elapsed());
     let mut not_before = None;
-    let (next, action) = match result {
+    let (mut next, action, held) = match result {
         Ok(done) => {
+            let held = done.held;
             let mut next = done.status;
             next.failed_attempts = 0;
             next.last_failure_time = None;
             set_condition(&mut next.conditions, done.ready, generation, now);
             let rotating = rotating_condition(&next, done.waiting.as_ref());
             set_condition(&mut next.conditions, rotating, generation, now);
-            let action = match done.wake_at {
+            // Back when an expiry warning threshold is crossed, to warn in time.
+            let crossing = rotation::expiry::next_crossing(&next, &credential.spec.expiry_warning_days, now);
+            let action = match done.wake_at.map(|at| crossing.map_or(at, |c| at.min(c))) {
                 Some(at) => ctx.settings.requeue_at(now, at),
                 None => Action::requeue(Duration::from_millis(100)),
             };
-            (next, action)
+            (next, action, held)
         }
         Err(failure) => {
             let reason = failure.reason();
@@ -163,6 +168,7 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
                 let wait = jiff::SignedDuration::try_from(wait).ok()?;
                 now.checked_add(wait).ok()
             });
+            let held = Some(format!("the last attempt failed ({reason}): {message}"));
             let ready = ConditionState { type_: conditions::READY, status: false, reason, message };
             set_condition(&mut next.conditions, ready, generation, now);
             let rotating = rotating_condition(&next, None);
@@ -174,10 +180,15 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
                 (None, ErrorClass::Terminal) => ctx.settings.requeue_at(now, now + ctx.settings.okta_resync),
                 (None, ErrorClass::Retryable) => Action::requeue(ctx.settings.backoff(next.failed_attempts)),
             };
-            (next, action)
+            (next, action, held)
         }
     };
+    let warning = super::expiry::apply(&credential, &mut next, held.as_deref(), generation, now);
     writer.write(&next).await?;
+    if let Some(note) = warning {
+        // After the write that records it: a warning is emitted once per threshold, restarts included.
+        ctx.publish(&*credential, EventType::Warning, events::EXPIRING_SOON, &note, "Warn").await;
+    }
     // Only a rate limit that status records is remembered: should the write fail, the retry must
     // run the step again and record it, not sit out a reset nobody can see.
     ctx.ledger.set_not_before(&uid, not_before);
@@ -251,9 +262,10 @@ async fn step(
         ctx.ledger.set_secret(&uid, Some(seen));
     }
     tracing::debug!(credential = %name, namespace, ?plan, "planned");
+    let held = rotation::expiry::held(&plan, policy.as_ref().ok());
     let policy = || policy.as_ref().map_err(|_| StepError::InvalidSpec);
     let ready_now = ready_condition(&status, &snapshot.app, observed.ownership == Ownership::Ours && observed.current);
-    let mut done = Done { status: status.clone(), ready: ready_now, waiting: None, wake_at: None, note: None };
+    let mut done = Done { status: status.clone(), ready: ready_now, waiting: None, wake_at: None, note: None, held };
     match &plan {
         Plan::Report { reason, message } => {
             // A report with an event of its own (SecretConflict) announces it once, when it starts.
@@ -329,7 +341,11 @@ async fn step(
             // Workloads are not watched (no list/watch on them): look again shortly.
             done.wake_at = Some((now + ROLLOUT_POLL).min(*until));
         }
-        Plan::Activate { kid } | Plan::ActivateBeforeRollout { kid, .. } => {
+        Plan::AwaitWindow { opens_at, .. } => {
+            done.waiting = Some(Waiting::Window { opens_at: *opens_at });
+            done.wake_at = Some(rotation::earliest(*opens_at, &status));
+        }
+        Plan::Activate { kid } | Plan::ActivateBeforeRollout { kid, .. } | Plan::ActivateOutsideWindow { kid, .. } => {
             let activating = record::activating(&status);
             writer.write(&with_generation(&activating, &status)).await?;
             let app = match okta.activate_key(&spec.app_id, kid).await {
@@ -358,7 +374,9 @@ async fn step(
             done.status = record::activation(&activating, &key, policy()?, now);
             ctx.metrics.rotation("succeeded");
             done.note = Some(match &plan {
-                Plan::ActivateBeforeRollout { message, .. } => format!("{message}; Okta signs with key {kid}"),
+                Plan::ActivateBeforeRollout { message, .. } | Plan::ActivateOutsideWindow { message, .. } => {
+                    format!("{message}; Okta signs with key {kid}")
+                }
                 _ => format!("Okta signs with key {kid}"),
             });
             snapshot = snapshot.with_active(kid);
@@ -405,6 +423,8 @@ fn action_of(plan: &Plan) -> &'static str {
         Plan::RecordActivation { .. }
         | Plan::Activate { .. }
         | Plan::ActivateBeforeRollout { .. }
+        | Plan::ActivateOutsideWindow { .. }
+        | Plan::AwaitWindow { .. }
         | Plan::AwaitRollout { .. }
         | Plan::AwaitApproval { .. } => "Activate",
         Plan::Retire { .. } => "Retire",
@@ -426,6 +446,11 @@ fn settled(status: &SamlAppCredentialStatus, generation: Option<i64>) -> bool {
         && status.failed_attempts == 0
         && status.observed_generation == generation
         && ready
+}
+
+/// The credential's policy: its spec's, with the renewal spread its uid gives it.
+pub fn policy_of(credential: &SamlAppCredential) -> Result<Policy, String> {
+    Policy::of(&credential.spec).map(|policy| policy.spread(super::spread(&credential.uid().unwrap_or_default())))
 }
 
 /// The planner's input for a credential, its status and what was observed.

@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod credential;
+pub mod expiry;
 pub mod fairness;
 pub mod guard;
 pub mod ledger;

@@ -177,9 +177,11 @@ pub enum Need {
 pub fn need(plan: &Plan, status: &SamlAppCredentialStatus) -> Need {
     let active = status.active_key.as_ref().map(|k| k.kid.clone());
     match plan {
-        Plan::Report { .. } | Plan::WaitUntil(_) | Plan::AwaitApproval { .. } | Plan::AwaitRollout { .. } => {
-            Need::Nothing
-        }
+        Plan::Report { .. }
+        | Plan::WaitUntil(_)
+        | Plan::AwaitApproval { .. }
+        | Plan::AwaitRollout { .. }
+        | Plan::AwaitWindow { .. } => Need::Nothing,
         // Status only: what it removes needs nothing of Okta.
         Plan::Retire { .. } => Need::Nothing,
         Plan::Adopt { key } => Need::Material(Some(key.kid.clone()), None),
@@ -191,7 +193,8 @@ pub fn need(plan: &Plan, status: &SamlAppCredentialStatus) -> Need {
         | Plan::Generate
         | Plan::ResumeWithOrphan { .. }
         | Plan::Activate { .. }
-        | Plan::ActivateBeforeRollout { .. } => Need::Read,
+        | Plan::ActivateBeforeRollout { .. }
+        | Plan::ActivateOutsideWindow { .. } => Need::Read,
     }
 }
 

@@ -33,6 +33,8 @@ pub enum Waiting {
     Approval,
     /// The restart targets' rollout (`stuck`: a target is missing or stalled).
     Rollout { stuck: bool, message: String },
+    /// The next activation window, which opens then.
+    Window { opens_at: Timestamp },
 }
 
 /// The Rotating condition that follows from status and what the rotation waits for.
@@ -43,6 +45,7 @@ pub fn rotating_condition(status: &SamlAppCredentialStatus, waiting: Option<&Wai
                 (_, Some(Waiting::Approval)) => conditions::REASON_AWAITING_APPROVAL,
                 (_, Some(Waiting::Rollout { stuck: true, .. })) => conditions::REASON_ROLLOUT_STUCK,
                 (_, Some(Waiting::Rollout { stuck: false, .. })) => conditions::REASON_WAITING_FOR_ROLLOUT,
+                (_, Some(Waiting::Window { .. })) => conditions::REASON_WAITING_FOR_WINDOW,
                 (RotationPhase::Generating, _) => "Generating",
                 (RotationPhase::Published, _) => "Published",
                 (RotationPhase::Activating, _) => "Activating",
@@ -56,6 +59,12 @@ pub fn rotating_condition(status: &SamlAppCredentialStatus, waiting: Option<&Wai
                 }
                 (Some(pending), Some(Waiting::Rollout { message, .. })) => {
                     format!("key {} is published; activation waits for the restart targets: {message}", pending.kid)
+                }
+                (Some(pending), Some(Waiting::Window { opens_at })) => {
+                    format!(
+                        "key {} is published; activation waits for the activation window that opens at {opens_at}",
+                        pending.kid
+                    )
                 }
                 (Some(pending), _) => format!("rotating to key {}", pending.kid),
                 (None, _) => "generating a new key".to_string(),

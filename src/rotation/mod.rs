@@ -21,6 +21,7 @@
 //! | the Secret differs from what status says | `WriteSecret` |
 //! | phase Activating, or Published and due/approved | `Activate` |
 //! | ... but a restart target has not rolled out the new Secret | `AwaitRollout` (until expiry is near, then `ActivateBeforeRollout`) |
+//! | ... but no activation window is open | `AwaitWindow` (unless none opens before expiry is near, then `ActivateOutsideWindow`) |
 //! | phase Published, Manual, not approved | `AwaitApproval` |
 //! | phase Published, Automatic, before `activateAfter` | `WaitUntil(activateAfter)` |
 //! | no usable signing key in Okta | `StartRotation(NoActiveKey)` |
@@ -48,9 +49,11 @@
 //!   Secret was written: `WriteSecret`. Activation is planned only once the Secret is current, so the
 //!   certificate Okta signs with is in the Secret from the first publish on.
 
+pub mod expiry;
 pub mod record;
 #[cfg(test)]
 mod tests;
+pub mod window;
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -59,6 +62,7 @@ use crate::api::{
     duration,
 };
 use crate::secret::Ownership;
+pub use window::{WindowError, Windows};
 
 /// A key credential of the app, as the planner needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +170,11 @@ pub enum Plan {
     /// As [`Plan::Activate`], without waiting for the rollout any longer: the active certificate
     /// expires soon. Warning event ActivatedBeforeRollout with `message`, then KeyActivated.
     ActivateBeforeRollout { kid: String, message: String },
+    /// Activation is due but no activation window is open: wait until `opens_at`.
+    AwaitWindow { kid: String, opens_at: Timestamp },
+    /// As [`Plan::Activate`], outside the activation windows: none opens before the active
+    /// certificate's expiry is near. Warning event ActivatedOutsideWindow with `message`.
+    ActivateOutsideWindow { kid: String, message: String },
     /// All is done until then.
     WaitUntil(Timestamp),
 }
@@ -188,6 +197,7 @@ impl Plan {
             Plan::Publish { .. } => normal(KEY_PUBLISHED),
             Plan::Activate { .. } | Plan::RecordActivation { .. } => normal(KEY_ACTIVATED),
             Plan::ActivateBeforeRollout { .. } => Some((EventType::Warning, ACTIVATED_BEFORE_ROLLOUT)),
+            Plan::ActivateOutsideWindow { .. } => Some((EventType::Warning, ACTIVATED_OUTSIDE_WINDOW)),
             Plan::AwaitRollout { stuck: true, .. } => Some((EventType::Warning, ROLLOUT_STUCK)),
             Plan::Retire { .. } => normal(KEY_RETIRED),
             Plan::Report { reason, .. } if *reason == conditions::REASON_SECRET_CONFLICT => {
@@ -207,14 +217,32 @@ pub const ROLLOUT_EXPIRY_MARGIN: SignedDuration = SignedDuration::from_hours(24)
 /// by someone else minutes before is harmless (it is a fresh key of the app).
 pub const CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(5);
 
-/// The spec's durations, parsed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The share of renewBefore over which renewals are spread: a credential starts its rotation up to
+/// this much of renewBefore earlier, never later (see [`Policy::spread`]).
+pub const RENEWAL_SPREAD_SHARE: f64 = 0.10;
+
+/// The spec's durations and windows, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub renew_before: SignedDuration,
     pub activation: ActivationPolicy,
     pub activation_delay: SignedDuration,
     pub retain_previous: SignedDuration,
     pub suspend: bool,
+    /// `activation.windows`; empty: activation whenever due.
+    pub windows: Windows,
+    /// How much earlier than renewBefore asks this credential's rotation starts: its share of
+    /// [`RENEWAL_SPREAD_SHARE`], so that credentials created together do not rotate together.
+    pub renewal_spread: SignedDuration,
+}
+
+/// Why a spec cannot be planned with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error(transparent)]
+    Duration(#[from] duration::DurationError),
+    #[error(transparent)]
+    Window(#[from] WindowError),
 }
 
 impl Policy {
@@ -223,11 +251,11 @@ impl Policy {
         Policy::from_spec(spec).map_err(|e| e.to_string())
     }
 
-    pub fn from_spec(spec: &SamlAppCredentialSpec) -> Result<Policy, duration::DurationError> {
+    pub fn from_spec(spec: &SamlAppCredentialSpec) -> Result<Policy, SpecError> {
         let parse = |text: &str| {
             let parsed = duration::parse(text)?;
             // Below Go's limit (about 292 years), so always representable.
-            Ok(SignedDuration::try_from(parsed).unwrap_or(SignedDuration::MAX))
+            Ok::<_, SpecError>(SignedDuration::try_from(parsed).unwrap_or(SignedDuration::MAX))
         };
         Ok(Policy {
             renew_before: parse(&spec.renew_before)?,
@@ -235,13 +263,28 @@ impl Policy {
             activation_delay: parse(&spec.activation.delay)?,
             retain_previous: parse(&spec.retain_previous)?,
             suspend: spec.suspend,
+            windows: Windows::parse(&spec.activation.windows)?,
+            renewal_spread: SignedDuration::ZERO,
         })
+    }
+
+    /// This policy for the credential whose place in the spread is `fraction` (0..1, from its
+    /// uid: `controller::spread`): its renewal starts `fraction` of [`RENEWAL_SPREAD_SHARE`] of
+    /// renewBefore earlier.
+    pub fn spread(mut self, fraction: f64) -> Policy {
+        let share = RENEWAL_SPREAD_SHARE * fraction.clamp(0.0, 1.0);
+        self.renewal_spread = SignedDuration::from_secs((self.renew_before.as_secs() as f64 * share) as i64);
+        self
     }
 }
 
-/// When the next rotation starts: the active certificate's notAfter minus renewBefore.
+/// When the next rotation starts: the active certificate's notAfter minus renewBefore, minus the
+/// credential's spread ([`Policy::spread`]).
 pub fn renewal_time(not_after: Timestamp, policy: &Policy) -> Timestamp {
-    not_after.checked_sub(policy.renew_before).unwrap_or(Timestamp::MIN)
+    not_after
+        .checked_sub(policy.renew_before)
+        .and_then(|at| at.checked_sub(policy.renewal_spread))
+        .unwrap_or(Timestamp::MIN)
 }
 
 /// The keys the Secret publishes for a status, in bundle order: active, then pending, then previous.
@@ -279,7 +322,7 @@ pub fn next_wake(plan: &Plan) -> Option<Timestamp> {
 /// documentation for the whole order.
 pub fn plan(input: &PlanInput) -> Plan {
     let policy = match input.policy {
-        Ok(policy) => *policy,
+        Ok(policy) => policy,
         Err(err) => return report(conditions::REASON_INVALID_SPEC, err.clone()),
     };
     let (okta_kid, keys) = match input.app {
@@ -306,7 +349,7 @@ pub fn plan(input: &PlanInput) -> Plan {
 struct Planner<'a> {
     input: &'a PlanInput<'a>,
     status: &'a SamlAppCredentialStatus,
-    policy: Policy,
+    policy: &'a Policy,
     keys: &'a [ObservedKey],
     /// The key Okta signs with, when Okta lists it.
     okta_active: Option<&'a ObservedKey>,
@@ -413,7 +456,7 @@ impl Planner<'_> {
     /// certificate fails every SP.
     fn after_rollout(&self, kid: &str) -> Plan {
         let (stuck, message) = match self.input.rollout {
-            Rollout::NotWaiting | Rollout::Complete => return self.okta_write(Plan::Activate { kid: kid.into() }),
+            Rollout::NotWaiting | Rollout::Complete => return self.in_window(kid),
             Rollout::InProgress(message) => (false, message),
             Rollout::Stuck(message) => (true, message),
         };
@@ -426,6 +469,27 @@ impl Planner<'_> {
             return self.okta_write(Plan::ActivateBeforeRollout { kid: kid.into(), message });
         }
         Plan::AwaitRollout { kid: kid.into(), stuck, message: message.clone(), until }
+    }
+
+    /// An activation that is due and rolled out, inside an activation window. Expiry beats the
+    /// windows as it beats the rollout: when none opens before [`Planner::rollout_deadline`],
+    /// activate now rather than at the last moment.
+    fn in_window(&self, kid: &str) -> Plan {
+        let now = self.input.now;
+        let windows = &self.policy.windows;
+        if windows.is_open(now) {
+            return self.okta_write(Plan::Activate { kid: kid.into() });
+        }
+        let deadline = self.rollout_deadline();
+        if let Some(opens_at) = windows.next_open(now, deadline) {
+            return Plan::AwaitWindow { kid: kid.into(), opens_at };
+        }
+        let expires = self.status.active_key.as_ref().map(|k| k.not_after.0.to_string()).unwrap_or_default();
+        let message = format!(
+            "activating key {kid} outside the activation windows: none opens before {deadline}, \
+             and the active certificate expires at {expires}"
+        );
+        self.okta_write(Plan::ActivateOutsideWindow { kid: kid.into(), message })
     }
 
     /// When waiting for a rollout stops: [`ROLLOUT_EXPIRY_MARGIN`] (or half of renewBefore)
@@ -445,7 +509,7 @@ impl Planner<'_> {
         if token.is_some() && token != self.status.last_rotate_token.as_deref() {
             return self.okta_write(Plan::StartRotation { trigger: RotationTrigger::Manual });
         }
-        let renewal = renewal_time(active.not_after.0, &self.policy);
+        let renewal = renewal_time(active.not_after.0, self.policy);
         if renewal <= self.input.now {
             return self.okta_write(Plan::StartRotation { trigger: RotationTrigger::Expiry });
         }
@@ -485,6 +549,6 @@ fn orphan<'k>(
 }
 
 /// `at`, or an earlier retainUntil: the next time something is due.
-fn earliest(at: Timestamp, status: &SamlAppCredentialStatus) -> Timestamp {
+pub fn earliest(at: Timestamp, status: &SamlAppCredentialStatus) -> Timestamp {
     status.previous_keys.iter().map(|key| key.retain_until.0).fold(at, Timestamp::min)
 }

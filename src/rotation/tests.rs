@@ -804,3 +804,6 @@ fn activation_waits_for_the_rollout_until_expiry_is_near() {
 fn report_suspended() -> Plan {
     report(conditions::REASON_SUSPENDED, "spec.suspend is true: no changes are made in Okta".into())
 }
+
+// Activation windows, the renewal spread and expiry warnings (issue 14).
+mod lifecycle;
