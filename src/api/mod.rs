@@ -9,9 +9,9 @@ pub mod reference;
 use kube::CustomResourceExt;
 
 pub use credential::{
-    Activation, ActivationPolicy, ActiveKey, OrgKind, OrgRef, PendingKey, PreviousKey, RolloutRestartTarget, Rotation,
-    RotationPhase, RotationTrigger, SamlAppCredential, SamlAppCredentialSpec, SamlAppCredentialStatus,
-    SecretDeletionPolicy, SecretTemplate, WorkloadKind,
+    Activation, ActivationPolicy, ActiveKey, AdditionalApp, OrgKind, OrgRef, PendingKey, PreviousKey,
+    RolloutRestartTarget, Rotation, RotationPhase, RotationTrigger, SamlAppCredential, SamlAppCredentialSpec,
+    SamlAppCredentialStatus, SecretDeletionPolicy, SecretTemplate, WorkloadKind,
 };
 pub use org::{
     ApiTokenAuth, ClusterOktaOrg, ClusterOktaOrgSpec, DpopMode, OAuthAuth, OktaAuth, OktaOrg, OktaOrgSpec,
@@ -90,6 +90,8 @@ pub mod events {
     pub const KEY_PUBLISHED: &str = "KeyPublished";
     pub const KEY_ACTIVATED: &str = "KeyActivated";
     pub const KEY_RETIRED: &str = "KeyRetired";
+    /// The pending key was cloned to the credential's additional apps.
+    pub const KEY_CLONED: &str = "KeyCloned";
     /// Warning: someone changed the app's active key in Okta.
     pub const EXTERNAL_KEY_CHANGE: &str = "ExternalKeyChange";
     pub const SECRET_CONFLICT: &str = "SecretConflict";

@@ -8,7 +8,7 @@ use super::status::{ConditionState, StatusWriter, Waiting, rotating_condition, s
 use super::{Context, failpoint};
 use crate::api::{RotationPhase, SamlAppCredential, SamlAppCredentialStatus, annotations, conditions, events};
 use crate::metadata::MetadataError;
-use crate::okta::{ErrorClass, OktaError};
+use crate::okta::{Cloned, ErrorClass, OktaError};
 use crate::rotation::{self, ObservedSecret, Plan, PlanInput, Policy, record};
 use crate::secret::Ownership;
 use jiff::Timestamp;
@@ -33,6 +33,14 @@ pub enum StepError {
     InvalidSpec,
     #[error("Okta answered the activation of {kid} but still signs with {actual:?}")]
     ActivationNotConfirmed { kid: String, actual: Option<String> },
+    #[error("additional app {app}: Okta answered the activation of {kid} but still signs with {actual:?}")]
+    AppActivationNotConfirmed { app: String, kid: String, actual: Option<String> },
+    /// A call for one of spec.additionalAppIds failed; names the app.
+    #[error("additional app {app}: {source}")]
+    AdditionalApp { app: String, source: OktaError },
+    /// Okta's clone of the pending key on an additional app is not the same certificate.
+    #[error("additional app {app}: Okta's clone of key {kid} has another certificate; it is not activated")]
+    CloneMismatch { app: String, kid: String },
     /// The Secret cannot be rendered, so it is left as it is.
     #[error("Okta's SAML metadata for the active key cannot be published: {0}")]
     InvalidMetadata(#[from] MetadataError),
@@ -44,7 +52,12 @@ impl StepError {
         use super::orgs::OrgError;
         match self {
             StepError::Okta(OktaError::RateLimited { .. }) => conditions::REASON_RATE_LIMITED,
-            StepError::Okta(_) | StepError::ActivationNotConfirmed { .. } => conditions::REASON_OKTA_ERROR,
+            StepError::AdditionalApp { source: OktaError::RateLimited { .. }, .. } => conditions::REASON_RATE_LIMITED,
+            StepError::Okta(_)
+            | StepError::ActivationNotConfirmed { .. }
+            | StepError::AppActivationNotConfirmed { .. }
+            | StepError::AdditionalApp { .. }
+            | StepError::CloneMismatch { .. } => conditions::REASON_OKTA_ERROR,
             StepError::Org(OrgError::NotFound { .. }) => conditions::REASON_ORG_NOT_FOUND,
             StepError::Org(OrgError::NotAllowed { .. }) => conditions::REASON_ORG_NOT_ALLOWED,
             StepError::Org(OrgError::AppNotAllowed { .. }) => conditions::REASON_APP_NOT_ALLOWED,
@@ -59,10 +72,12 @@ impl StepError {
     pub fn class(&self) -> ErrorClass {
         use super::orgs::OrgError;
         match self {
-            StepError::Okta(e) => e.class(),
-            StepError::Org(OrgError::Kube(_)) | StepError::Kube(_) | StepError::ActivationNotConfirmed { .. } => {
-                ErrorClass::Retryable
-            }
+            StepError::Okta(e) | StepError::AdditionalApp { source: e, .. } => e.class(),
+            StepError::CloneMismatch { .. } => ErrorClass::Terminal,
+            StepError::Org(OrgError::Kube(_))
+            | StepError::Kube(_)
+            | StepError::ActivationNotConfirmed { .. }
+            | StepError::AppActivationNotConfirmed { .. } => ErrorClass::Retryable,
             StepError::Org(_) | StepError::InvalidSpec | StepError::InvalidMetadata(_) => ErrorClass::Terminal,
         }
     }
@@ -70,7 +85,8 @@ impl StepError {
     /// How long until Okta's rate limit lets the step be tried again, when that is why it failed.
     pub fn rate_limit_reset(&self) -> Option<Duration> {
         match self {
-            StepError::Okta(err @ OktaError::RateLimited { .. }) => err.retry_after(),
+            StepError::Okta(err @ OktaError::RateLimited { .. })
+            | StepError::AdditionalApp { source: err @ OktaError::RateLimited { .. }, .. } => err.retry_after(),
             _ => None,
         }
     }
@@ -242,7 +258,9 @@ async fn step(
             break;
         }
         snapshot = match need {
-            Need::Material(kid, rotation) => observe::with_material(snapshot, kid.as_deref(), rotation, now).await?,
+            Need::Material(kid, rotation, apps) => {
+                observe::with_material(snapshot, kid.as_deref(), rotation, &apps, now).await?
+            }
             Need::Read | Need::Nothing => observe::read(&okta, &spec.app_id, now).await?,
         };
     }
@@ -308,6 +326,29 @@ async fn step(
             done.note =
                 Some(format!("took key {} generated before an interruption instead of generating another", key.kid));
         }
+        Plan::Clone { kid, apps } => {
+            let pending = status.pending_key.as_ref().map(|k| k.x5t_s256.as_str()).unwrap_or_default();
+            for app in apps {
+                let additional = |source| StepError::AdditionalApp { app: app.clone(), source };
+                match okta.clone_key(&spec.app_id, kid, app).await {
+                    // A clone repeated after a crash: the app holds the key already.
+                    Ok(Cloned::AlreadyThere) => {}
+                    Ok(Cloned::Created(key)) => {
+                        let thumbprint = key.certificate().map_err(additional)?.x5t_s256;
+                        if thumbprint != pending {
+                            return Err(StepError::CloneMismatch { app: app.clone(), kid: kid.clone() });
+                        }
+                    }
+                    Err(e) => {
+                        ctx.ledger.set_okta(&uid, None);
+                        return Err(additional(e));
+                    }
+                }
+            }
+            failpoint("after-clone");
+            done.status = record::cloned(&status, apps);
+            done.note = Some(format!("cloned key {kid} to app(s) {}", apps.join(", ")));
+        }
         Plan::Publish { kid } => {
             publish(ctx, credential, &secrets, &status, &snapshot).await?;
             failpoint("after-publish");
@@ -332,6 +373,25 @@ async fn step(
         Plan::Activate { kid } | Plan::ActivateBeforeRollout { kid, .. } => {
             let activating = record::activating(&status);
             writer.write(&with_generation(&activating, &status)).await?;
+            // The additional apps first: appId switching is what marks the activation done.
+            for app in rotation::apps_to_activate(&spec.additional_app_ids, &status) {
+                let answer = match okta.ensure_active_key(app, kid).await {
+                    Ok(answer) => answer,
+                    Err(source) => {
+                        ctx.ledger.set_okta(&uid, None);
+                        return Err(StepError::AdditionalApp { app: app.to_string(), source });
+                    }
+                };
+                if answer.active_kid() != Some(kid.as_str()) {
+                    ctx.ledger.set_okta(&uid, None);
+                    return Err(StepError::AppActivationNotConfirmed {
+                        app: app.to_string(),
+                        kid: kid.clone(),
+                        actual: answer.active_kid().map(str::to_string),
+                    });
+                }
+                failpoint("after-activate-additional");
+            }
             let app = match okta.activate_key(&spec.app_id, kid).await {
                 Ok(app) => app,
                 Err(e) => {
@@ -401,6 +461,7 @@ fn action_of(plan: &Plan) -> &'static str {
         Plan::Report { .. } => "Report",
         Plan::Adopt { .. } | Plan::AdoptExternalChange { .. } => "Adopt",
         Plan::Generate | Plan::ResumeWithOrphan { .. } => "Generate",
+        Plan::Clone { .. } => "Clone",
         Plan::Publish { .. } | Plan::WriteSecret => "Publish",
         Plan::RecordActivation { .. }
         | Plan::Activate { .. }

@@ -60,6 +60,7 @@ fn pending_of(key: &ObservedKey, activate_after: Option<Timestamp>) -> PendingKe
         not_after: Time(key.not_after),
         x5t_s256: key.x5t_s256.clone(),
         activate_after: activate_after.map(Time),
+        cloned_to: vec![],
     }
 }
 
@@ -804,3 +805,5 @@ fn activation_waits_for_the_rollout_until_expiry_is_near() {
 fn report_suspended() -> Plan {
     report(conditions::REASON_SUSPENDED, "spec.suspend is true: no changes are made in Okta".into())
 }
+
+mod shared;
