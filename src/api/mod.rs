@@ -51,6 +51,13 @@ pub mod labels {
 pub mod conditions {
     pub const READY: &str = "Ready";
     pub const ROTATING: &str = "Rotating";
+    /// True while rolloutRestartTargets restarts wait for their turn under the operator's
+    /// --max-restarts-per-minute; the message says how many restarts are queued ahead.
+    pub const RESTARTS_PENDING: &str = "RestartsPending";
+    /// RestartsPending=True: the restarts wait for their turn.
+    pub const REASON_WAITING_FOR_TURN: &str = "WaitingForTurn";
+    /// RestartsPending=False: every restart target got its restart.
+    pub const REASON_RESTARTED: &str = "Restarted";
 
     /// Ready=True: the Secret holds the certificate Okta signs with.
     pub const REASON_UP_TO_DATE: &str = "UpToDate";

@@ -20,7 +20,7 @@ use serde::Serialize;
 pub struct Step {
     pub namespace: String,
     pub name: String,
-    /// adopt, generate, publish, activate, retire or nothing.
+    /// adopt, generate, clone, publish, activate, retire or nothing.
     pub action: String,
     /// `now`, an RFC 3339 time, `on approval`, or `-` when nothing is planned.
     pub when: String,
@@ -132,8 +132,13 @@ fn describe(
         Plan::ResumeWithOrphan { key } => {
             now_("generate", format!("take key {}, generated before an interruption, instead of another", key.kid))
         }
+        Plan::Clone { kid, apps } => now_("clone", format!("clone key {kid} to additional app(s) {}", apps.join(", "))),
         Plan::Publish { kid } => now_("publish", format!("publish key {kid} in Secret {}", spec.secret_name)),
-        Plan::Activate { kid } => now_("activate", format!("switch Okta to key {kid}")),
+        Plan::Activate { kid } => {
+            let apps = rotation::apps_to_activate(&spec.additional_app_ids, input.status);
+            let also = if apps.is_empty() { String::new() } else { format!(" on app(s) {}, then", apps.join(", ")) };
+            now_("activate", format!("switch Okta to key {kid}{also} on app {}", spec.app_id))
+        }
         Plan::ActivateBeforeRollout { message, .. } => now_("activate", message.clone()),
         Plan::AwaitRollout { kid, stuck, message, until } => (
             "activate".into(),
