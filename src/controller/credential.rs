@@ -4,7 +4,8 @@
 use super::ledger::Entry;
 use super::observe::{self, Need, OktaSnapshot, key_record};
 use super::secrets::{Observed, Observing, publish};
-use super::status::{ConditionState, StatusWriter, Waiting, rotating_condition, set_condition};
+use super::status::{ConditionState, StatusWriter, Waiting, restarts_condition, rotating_condition, set_condition};
+use super::workloads::{self, Restarts};
 use super::{Context, failpoint};
 use crate::api::{RotationPhase, SamlAppCredential, SamlAppCredentialStatus, annotations, conditions, events};
 use crate::metadata::MetadataError;
@@ -113,6 +114,8 @@ struct Done {
     wake_at: Option<Timestamp>,
     /// The note of the plan's event ([`Plan::event`]); `None`: nothing to say this time.
     note: Option<String>,
+    /// What became of the restart targets' restarts, when this reconcile asked for them.
+    restarts: Option<Restarts>,
 }
 
 pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) -> Result<Action, kube::Error> {
@@ -158,6 +161,15 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
             set_condition(&mut next.conditions, done.ready, generation, now);
             let rotating = rotating_condition(&next, done.waiting.as_ref());
             set_condition(&mut next.conditions, rotating, generation, now);
+            let known = next.conditions.iter().any(|c| c.type_ == conditions::RESTARTS_PENDING);
+            if let Some(restarts) = done.restarts.filter(|r| known || *r != Restarts::Done) {
+                set_condition(
+                    &mut next.conditions,
+                    restarts_condition(restarts, ctx.restarts.limit()),
+                    generation,
+                    now,
+                );
+            }
             let action = match done.wake_at {
                 Some(at) => ctx.settings.requeue_at(now, at),
                 None => Action::requeue(Duration::from_millis(100)),
@@ -265,13 +277,15 @@ async fn step(
         };
     }
     let (Some(observed), Some(plan)) = (observed, plan) else { unreachable!("the loop runs at least once") };
+    let secret_hash = observing.seen.as_ref().map(|seen| seen.hash.clone());
     if let Some(seen) = observing.seen.take() {
         ctx.ledger.set_secret(&uid, Some(seen));
     }
     tracing::debug!(credential = %name, namespace, ?plan, "planned");
     let policy = || policy.as_ref().map_err(|_| StepError::InvalidSpec);
     let ready_now = ready_condition(&status, &snapshot.app, observed.ownership == Ownership::Ours && observed.current);
-    let mut done = Done { status: status.clone(), ready: ready_now, waiting: None, wake_at: None, note: None };
+    let mut done =
+        Done { status: status.clone(), ready: ready_now, waiting: None, wake_at: None, note: None, restarts: None };
     match &plan {
         Plan::Report { reason, message } => {
             // A report with an event of its own (SecretConflict) announces it once, when it starts.
@@ -284,7 +298,7 @@ async fn step(
             // The Secret is written with the adopted key in the same step: an adoption costs one
             // Secret write and one status write.
             let next = record::adopt(&status, key, policy()?);
-            publish(ctx, credential, &secrets, &next, &snapshot).await?;
+            done.restarts = Some(publish(ctx, credential, &secrets, &next, &snapshot).await?);
             done.ready = ready_condition(&next, &snapshot.app, true);
             done.status = next;
             done.note = Some(format!("adopted Okta's active key {}", key.kid));
@@ -350,7 +364,7 @@ async fn step(
             done.note = Some(format!("cloned key {kid} to app(s) {}", apps.join(", ")));
         }
         Plan::Publish { kid } => {
-            publish(ctx, credential, &secrets, &status, &snapshot).await?;
+            done.restarts = Some(publish(ctx, credential, &secrets, &status, &snapshot).await?);
             failpoint("after-publish");
             done.status = record::published(&status, policy()?, now);
             done.note = Some(format!("published key {kid} in Secret {}", spec.secret_name));
@@ -428,7 +442,7 @@ async fn step(
             done.note = Some(format!("retired key(s) {} from the bundle", kids.join(", ")));
         }
         Plan::WriteSecret => {
-            publish(ctx, credential, &secrets, &status, &snapshot).await?;
+            done.restarts = Some(publish(ctx, credential, &secrets, &status, &snapshot).await?);
             done.ready = ready_condition(&status, &snapshot.app, true);
         }
         Plan::AwaitApproval { .. } => {
@@ -438,6 +452,17 @@ async fn step(
         Plan::WaitUntil(at) => {
             done.wake_at = Some(*at);
         }
+    }
+    // Restarts that waited for their turn (status says so, also after a restart of samlcred) are
+    // asked for again while the Secret they are for is the current one.
+    let restarts_waiting =
+        status.conditions.iter().any(|c| c.type_ == conditions::RESTARTS_PENDING && c.status == "True");
+    if let (None, true, true, Some(hash)) = (done.restarts, restarts_waiting, observed.current, &secret_hash) {
+        done.restarts = Some(workloads::restart_for(ctx, credential, hash, false).await);
+    }
+    if let Some(Restarts::Waiting { retry_in, .. }) = done.restarts {
+        let turn = now + jiff::SignedDuration::try_from(retry_in).unwrap_or_default();
+        done.wake_at = done.wake_at.map(|at| at.min(turn));
     }
     if let (Some((type_, reason)), Some(note)) = (plan.event(), done.note.as_deref()) {
         let type_ = match type_ {

@@ -17,24 +17,24 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use std::sync::Arc;
 
-/// Writes the Secret for `next` with the material of `snapshot`, restarts the targets, and
-/// remembers what was written.
+/// Writes the Secret for `next` with the material of `snapshot`, restarts the targets (as far as
+/// the cluster-wide pace allows: the outcome), and remembers what was written.
 pub async fn publish(
     ctx: &Context,
     credential: &SamlAppCredential,
     secrets: &Api<Secret>,
     next: &SamlAppCredentialStatus,
     snapshot: &OktaSnapshot,
-) -> Result<(), StepError> {
+) -> Result<workloads::Restarts, StepError> {
     let rendered = render_with(credential, next, snapshot)?;
     let written = apply_secret(secrets, credential, &rendered).await?;
-    workloads::restart_targets(ctx, credential, &rendered).await;
+    let restarts = workloads::restart_targets(ctx, credential, &rendered).await;
     let spec = &credential.spec;
     let inputs = observe::secret_inputs(next, credential.metadata.generation, spec.secret_template.as_ref());
     let hash = secret::data_hash(&rendered.data);
     let seen = SecretSeen { resource_version: written, hash, inputs };
     ctx.ledger.set_secret(&credential.uid().unwrap_or_default(), Some(seen));
-    Ok(())
+    Ok(restarts)
 }
 
 /// What a reconcile observed before it planned.
