@@ -15,7 +15,11 @@ use std::time::{Duration, Instant};
 pub const WINDOW: Duration = Duration::from_secs(60);
 
 /// A queued credential that has not asked for this long leaves the queue.
-pub const STALE: Duration = Duration::from_secs(180);
+pub const STALE: Duration = Duration::from_secs(300);
+
+/// The longest a refused restart is told to wait: well within [`STALE`], so that a credential far
+/// back in the queue keeps its place.
+const MAX_RETRY: Duration = Duration::from_secs(120);
 
 /// The shortest wait a refused restart is told to wait before asking again.
 const MIN_RETRY: Duration = Duration::from_secs(1);
@@ -94,15 +98,19 @@ impl RestartPacer {
             }
             return Turn::Go;
         }
-        // Room for this one opens when the grants before it in the window have expired.
+        // Room for this one opens once those ahead have used the free room and the grants after
+        // it: the k-th grant to expire from now, counting the grants made meanwhile, each a
+        // window after the one it replaces. Asking before then cannot succeed.
         let expiring = ahead - free;
-        let retry_in = state
-            .granted
-            .get(expiring)
-            .map(|at| WINDOW.saturating_sub(now.duration_since(*at)))
-            .unwrap_or(WINDOW)
-            .clamp(MIN_RETRY, WINDOW);
-        Turn::Wait { ahead, retry_in }
+        let granted = state.granted.len().max(1);
+        let retry_in = match state.granted.get(expiring % granted) {
+            Some(at) => {
+                let windows = u32::try_from(expiring / granted + 1).unwrap_or(u32::MAX);
+                WINDOW.saturating_mul(windows).saturating_sub(now.duration_since(*at))
+            }
+            None => WINDOW,
+        };
+        Turn::Wait { ahead, retry_in: retry_in.clamp(MIN_RETRY, MAX_RETRY) }
     }
 
     /// `key` has no restarts left to make: it leaves the queue.
@@ -139,11 +147,13 @@ mod tests {
         // The window is full: c, then d queue.
         assert_eq!(pacer.take("c", 1, t0 + secs(2)), Turn::Wait { ahead: 0, retry_in: secs(58) });
         assert_eq!(pacer.take("d", 1, t0 + secs(3)), Turn::Wait { ahead: 1, retry_in: secs(58) });
+        assert_eq!(pacer.take("e", 1, t0 + secs(3)), Turn::Wait { ahead: 2, retry_in: secs(117) }, "a window later");
         // a's grant expires: one slot, and it is c's even when d asks first.
         assert!(matches!(pacer.take("d", 1, t0 + secs(60)), Turn::Wait { ahead: 1, .. }));
         assert_eq!(pacer.take("c", 1, t0 + secs(60)), Turn::Go);
         assert_eq!(pacer.take("d", 1, t0 + secs(61)), Turn::Go);
         assert!(matches!(pacer.take("e", 1, t0 + secs(62)), Turn::Wait { ahead: 0, .. }));
+        assert!(matches!(pacer.take("f", 1, t0 + secs(62)), Turn::Wait { ahead: 1, .. }));
     }
 
     #[test]
@@ -151,7 +161,7 @@ mod tests {
         let pacer = RestartPacer::new(1);
         let t0 = Instant::now();
         assert_eq!(pacer.take("a", 3, t0), Turn::Go);
-        assert_eq!(pacer.take("b", 1, t0), Turn::Wait { ahead: 2, retry_in: secs(60) }, "a's two other restarts");
+        assert_eq!(pacer.take("b", 1, t0), Turn::Wait { ahead: 2, retry_in: secs(120) }, "asks again within MAX_RETRY");
         assert!(matches!(pacer.take("a", 2, t0 + secs(1)), Turn::Wait { ahead: 0, .. }));
         assert_eq!(pacer.take("a", 2, t0 + secs(60)), Turn::Go);
         assert!(matches!(pacer.take("b", 1, t0 + secs(120)), Turn::Wait { ahead: 1, .. }));
