@@ -82,7 +82,7 @@ fn troubleshooting_covers_every_condition_and_event_reason() {
         // Condition types (Ready, Rotating) and the rotation trigger NoActiveKey are named in the
         // text; every other reason gets a section of its own.
         let ok = match name.as_str() {
-            "READY" | "ROTATING" | "REASON_NO_ACTIVE_KEY" => doc.contains(&format!("`{reason}`")),
+            "READY" | "ROTATING" | "RESTARTS_PENDING" | "REASON_NO_ACTIVE_KEY" => doc.contains(&format!("`{reason}`")),
             _ => headings.contains(reason.as_str()),
         };
         if !ok {

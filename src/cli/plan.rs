@@ -7,7 +7,7 @@ use crate::cli::kube::Kube;
 use jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use kube::api::Api;
-use samlcred::api::SamlAppCredential;
+use samlcred::api::{SamlAppCredential, conditions};
 use samlcred::controller::Settings;
 use samlcred::controller::credential::{self, StepError};
 use samlcred::controller::orgs::OrgClients;
@@ -93,6 +93,10 @@ async fn plan_one(
     let input = credential::plan_input(credential, &status, &policy, &observed, claimant.as_deref(), now);
     let plan = rotation::plan(&input);
     let (action, when, mut detail) = describe(credential, &input, &plan, now);
+    let restarts = status.conditions.iter().find(|c| c.type_ == conditions::RESTARTS_PENDING && c.status == "True");
+    if let Some(waiting) = restarts {
+        detail.push_str(&format!("; restart targets {}", waiting.message));
+    }
     let when = match backoff {
         Some(wait) if when == "now" => {
             let at = now + SignedDuration::try_from(wait).unwrap_or_default();
