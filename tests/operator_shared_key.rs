@@ -117,6 +117,19 @@ async fn two_additional_apps_end_on_the_one_new_key_each_cloned_once() {
     assert_shared(&world, "multi", &kid, &primary, &[&b, &c]).await;
     let cloned = events(&world, "multi").await.into_iter().filter(|e| e.1 == "KeyCloned").count();
     assert_eq!(cloned, 1, "one KeyCloned event");
+
+    // samlcred status shows the additional apps and the kid each signs with.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_samlcred"))
+        .args(["status", "-n", &world.ns.name, "-o", "json"])
+        .env("KUBECONFIG", testenv::shared().kubeconfig())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let apps = &rows[0]["additionalApps"];
+    assert_eq!(apps.as_array().map(Vec::len), Some(2), "{rows}");
+    assert!(apps.as_array().unwrap().iter().all(|a| a["kid"] == kid.as_str()), "{rows}");
 }
 
 /// Stops the operator at `failpoint`, restarts it, and checks that the rotation ends with every

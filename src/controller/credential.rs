@@ -38,7 +38,7 @@ pub enum StepError {
     AppActivationNotConfirmed { app: String, kid: String, actual: Option<String> },
     /// A call for one of spec.additionalAppIds failed; names the app.
     #[error("additional app {app}: {source}")]
-    AdditionalApp { app: String, source: OktaError },
+    AdditionalApp { app: String, source: Box<OktaError> },
     /// Okta's clone of the pending key on an additional app is not the same certificate.
     #[error("additional app {app}: Okta's clone of key {kid} has another certificate; it is not activated")]
     CloneMismatch { app: String, kid: String },
@@ -53,7 +53,9 @@ impl StepError {
         use super::orgs::OrgError;
         match self {
             StepError::Okta(OktaError::RateLimited { .. }) => conditions::REASON_RATE_LIMITED,
-            StepError::AdditionalApp { source: OktaError::RateLimited { .. }, .. } => conditions::REASON_RATE_LIMITED,
+            StepError::AdditionalApp { source, .. } if matches!(**source, OktaError::RateLimited { .. }) => {
+                conditions::REASON_RATE_LIMITED
+            }
             StepError::Okta(_)
             | StepError::ActivationNotConfirmed { .. }
             | StepError::AppActivationNotConfirmed { .. }
@@ -73,7 +75,8 @@ impl StepError {
     pub fn class(&self) -> ErrorClass {
         use super::orgs::OrgError;
         match self {
-            StepError::Okta(e) | StepError::AdditionalApp { source: e, .. } => e.class(),
+            StepError::Okta(e) => e.class(),
+            StepError::AdditionalApp { source, .. } => source.class(),
             StepError::CloneMismatch { .. } => ErrorClass::Terminal,
             StepError::Org(OrgError::Kube(_))
             | StepError::Kube(_)
@@ -86,8 +89,8 @@ impl StepError {
     /// How long until Okta's rate limit lets the step be tried again, when that is why it failed.
     pub fn rate_limit_reset(&self) -> Option<Duration> {
         match self {
-            StepError::Okta(err @ OktaError::RateLimited { .. })
-            | StepError::AdditionalApp { source: err @ OktaError::RateLimited { .. }, .. } => err.retry_after(),
+            StepError::Okta(err @ OktaError::RateLimited { .. }) => err.retry_after(),
+            StepError::AdditionalApp { source, .. } => source.retry_after(),
             _ => None,
         }
     }
@@ -343,7 +346,7 @@ async fn step(
         Plan::Clone { kid, apps } => {
             let pending = status.pending_key.as_ref().map(|k| k.x5t_s256.as_str()).unwrap_or_default();
             for app in apps {
-                let additional = |source| StepError::AdditionalApp { app: app.clone(), source };
+                let additional = |source| StepError::AdditionalApp { app: app.clone(), source: Box::new(source) };
                 match okta.clone_key(&spec.app_id, kid, app).await {
                     // A clone repeated after a crash: the app holds the key already.
                     Ok(Cloned::AlreadyThere) => {}
@@ -393,7 +396,7 @@ async fn step(
                     Ok(answer) => answer,
                     Err(source) => {
                         ctx.ledger.set_okta(&uid, None);
-                        return Err(StepError::AdditionalApp { app: app.to_string(), source });
+                        return Err(StepError::AdditionalApp { app: app.to_string(), source: Box::new(source) });
                     }
                 };
                 if answer.active_kid() != Some(kid.as_str()) {

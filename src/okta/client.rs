@@ -351,7 +351,7 @@ impl OktaClient {
             })
             .await;
         match answer {
-            Ok(answer) => Ok(Cloned::Created(decode(&answer)?)),
+            Ok(answer) => Ok(Cloned::Created(Box::new(decode(&answer)?))),
             Err(err) if is_duplicate_clone(&err) => Ok(Cloned::AlreadyThere),
             Err(err) => Err(err),
         }
@@ -645,7 +645,7 @@ fn check_body(answer: &Answer, accept: &str) -> Result<()> {
 #[derive(Debug, Clone)]
 pub enum Cloned {
     /// Okta answered 201 with the key as the target app now holds it.
-    Created(KeyCredential),
+    Created(Box<KeyCredential>),
     /// The target app held the key already (a clone repeated after a crash).
     AlreadyThere,
 }
