@@ -317,6 +317,8 @@ async fn restarts_are_paced_cluster_wide_and_the_waiting_ones_say_so() {
         .unwrap();
     let table = String::from_utf8_lossy(&status.stdout);
     assert_eq!(table.matches("RestartsPending").count(), 2, "{table}");
+    let plan = plan_output(&world).await;
+    assert_eq!(plan.matches("restart targets waiting for its turn").count(), 2, "{plan}");
 
     // The next one goes a minute after the first, and the last still waits, now first in line.
     let second = wait_for("the second restart", Duration::from_secs(120), || async {
