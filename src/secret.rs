@@ -27,8 +27,22 @@ pub const METADATA_XML: &str = "metadata.xml";
 pub const JWKS_JSON: &str = "jwks.json";
 pub const KID: &str = "kid";
 
-/// The data keys samlcred owns in its Secret.
+/// The data keys samlcred owns in its Secret, besides one [`app_metadata_key`] per additional app.
 pub const DATA_KEYS: [&str; 5] = [CERTIFICATE_PEM, BUNDLE_PEM, METADATA_XML, JWKS_JSON, KID];
+
+/// The data key of an additional app's SAML metadata: `metadata-<appId>.xml`.
+pub fn app_metadata_key(app_id: &str) -> String {
+    format!("metadata-{app_id}.xml")
+}
+
+/// Whether samlcred owns this data key: one of [`DATA_KEYS`], or an additional app's metadata
+/// (`metadata-*.xml`; app IDs are letters, digits, `_` and `-`).
+pub fn is_data_key(key: &str) -> bool {
+    DATA_KEYS.contains(&key)
+        || key.strip_prefix("metadata-").and_then(|rest| rest.strip_suffix(".xml")).is_some_and(|app| {
+            !app.is_empty() && app.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+}
 
 /// One key credential, as the Secret shows it.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +69,9 @@ pub struct SecretInput<'a> {
     pub previous: Vec<KeyMaterial<'a>>,
     /// Okta's SAML IdP metadata for the active kid, as Okta sent it.
     pub metadata_xml: Option<&'a str>,
+    /// Each additional app's SAML IdP metadata, as Okta sent it: (app ID, document). The apps sign
+    /// with the same keys, so each gets the same signing KeyDescriptors as `metadata.xml`.
+    pub app_metadata: Vec<(&'a str, &'a str)>,
     pub template: Option<&'a SecretTemplate>,
 }
 
@@ -89,6 +106,10 @@ pub fn render(input: &SecretInput) -> Result<Rendered, MetadataError> {
             let certificates: Vec<&[u8]> = keys.iter().map(|key| key.certificate_der).collect();
             put(METADATA_XML, metadata::with_signing_certificates(document, &certificates)?.into_bytes());
         }
+        for (app, document) in &input.app_metadata {
+            let certificates: Vec<&[u8]> = keys.iter().map(|key| key.certificate_der).collect();
+            put(&app_metadata_key(app), metadata::with_signing_certificates(document, &certificates)?.into_bytes());
+        }
         annotations.insert(annotations::KID.into(), active.kid.into());
         annotations.insert(annotations::NOT_AFTER.into(), rfc3339(active.not_after));
         annotations.insert(annotations::X5T_S256.into(), active.x5t_s256.into());
@@ -103,7 +124,7 @@ pub fn render(input: &SecretInput) -> Result<Rendered, MetadataError> {
 /// `samlcred.io/secret-hash`, and the same annotation on restarted pod templates.
 pub fn data_hash(data: &BTreeMap<String, ByteString>) -> String {
     let mut hasher = Sha256::new();
-    for (key, value) in data.iter().filter(|(key, _)| DATA_KEYS.contains(&key.as_str())) {
+    for (key, value) in data.iter().filter(|(key, _)| is_data_key(key)) {
         hasher.update((key.len() as u64).to_be_bytes());
         hasher.update(key.as_bytes());
         hasher.update((value.0.len() as u64).to_be_bytes());
@@ -135,7 +156,8 @@ impl Rendered {
 pub fn is_current(existing: &Secret, rendered: &Rendered) -> bool {
     let empty = BTreeMap::new();
     let data = existing.data.as_ref().unwrap_or(&empty);
-    let ours_match = DATA_KEYS.iter().all(|key| data.get(*key) == rendered.data.get(*key));
+    let ours = data.keys().chain(rendered.data.keys()).filter(|key| is_data_key(key));
+    let ours_match = ours.into_iter().all(|key| data.get(key) == rendered.data.get(key));
     let contains = |have: Option<&BTreeMap<String, String>>, want: &BTreeMap<String, String>| {
         want.iter().all(|(k, v)| have.and_then(|have| have.get(k)) == Some(v))
     };
@@ -167,7 +189,7 @@ pub fn verified_hash(existing: &Secret, kids: &[&str]) -> Option<String> {
 /// The Secret's data after a write: what others added, with samlcred's keys replaced.
 pub fn merged_data(existing: Option<&Secret>, rendered: &Rendered) -> BTreeMap<String, ByteString> {
     let mut data = existing.and_then(|secret| secret.data.clone()).unwrap_or_default();
-    data.retain(|key, _| !DATA_KEYS.contains(&key.as_str()));
+    data.retain(|key, _| !is_data_key(key));
     data.extend(rendered.data.clone());
     data
 }
@@ -286,6 +308,7 @@ mod tests {
             pending: Some(key(1, "pending", "2037-01-01T00:00:00Z")),
             previous: vec![key(2, "previous", "2030-01-01T00:00:00Z")],
             metadata_xml: Some(OKTA_METADATA),
+            app_metadata: vec![],
             template: Some(&f.template),
         }
     }
@@ -436,6 +459,28 @@ mod tests {
         assert_eq!(merged["extra"].0, b"theirs");
         assert_eq!(merged[KID].0, b"active");
         assert_eq!(merged.len(), 6);
+    }
+
+    #[test]
+    fn each_additional_app_gets_its_own_metadata_with_the_shared_keys() {
+        let f = fixture();
+        let other = OKTA_METADATA.replace("http://www.okta.com/0oa1", "http://www.okta.com/0oa2");
+        let mut shared = input(&f);
+        shared.app_metadata = vec![("0oa2", other.as_str())];
+        let rendered = render(&shared).unwrap();
+        let app_metadata = text(&rendered, "metadata-0oa2.xml");
+        assert!(app_metadata.contains(r#"entityID="http://www.okta.com/0oa2""#), "{app_metadata}");
+        assert_eq!(metadata::signing_certificates(&app_metadata).unwrap(), f.ders, "same keys as bundle.pem");
+        assert_eq!(text(&rendered, METADATA_XML), text(&render(&input(&f)).unwrap(), METADATA_XML));
+        // The app's entry is samlcred's: it is hashed, compared and replaced like the others.
+        let alone = render(&input(&f)).unwrap();
+        assert_ne!(data_hash(&rendered.data), data_hash(&alone.data));
+        let secret = rendered.to_secret("idp", "apps");
+        assert!(is_current(&secret, &rendered));
+        assert!(!is_current(&secret, &alone), "an app dropped from the spec loses its entry");
+        assert!(!merged_data(Some(&secret), &alone).contains_key("metadata-0oa2.xml"));
+        assert!(is_data_key("metadata-0oa2.xml") && !is_data_key("metadata-.xml") && !is_data_key("metadata-a/b.xml"));
+        assert!(!is_data_key("idp-metadata.xml"));
     }
 
     #[test]

@@ -275,6 +275,7 @@ fn bad_values_are_refused() {
         ("logFormat=yaml", "logFormat"),
         ("replicaCount=-1", "replicaCount"),
         ("watchNamespaces[0]=Not_A_Namespace", "watchNamespaces"),
+        ("maxRestartsPerMinute=-1", "maxRestartsPerMinute"),
     ] {
         let mut cmd = helm();
         cmd.args(["template", "bad"]).arg(chart()).args(["--set", set]);
@@ -283,6 +284,14 @@ fn bad_values_are_refused() {
         assert!(!out.status.success(), "helm template accepted --set {set}");
         assert!(stderr.contains(message), "--set {set}: expected {message:?} in:\n{stderr}");
     }
+}
+
+#[test]
+fn max_restarts_per_minute_becomes_the_flag_only_when_set() {
+    let flag = "--max-restarts-per-minute";
+    assert!(!template("samlcred", "samlcred-system", &[]).contains(flag), "0 (no limit) passes no flag");
+    let paced = template("samlcred", "samlcred-system", &["maxRestartsPerMinute=30"]);
+    assert!(paced.contains(&format!("{flag}=30")), "{paced}");
 }
 
 #[test]

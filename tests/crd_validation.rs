@@ -77,6 +77,10 @@ async fn crds_install_and_apply_defaults() {
         created.data["spec"]["activation"]["windows"],
         json!([{"schedule": "30 2 * * TUE", "duration": "2h", "timeZone": "UTC"}])
     );
+    let sixteen: Vec<String> = (0..16).map(|i| format!("0oa{i}")).collect();
+    let shared = with(credential("shared"), "/spec/additionalAppIds", json!(sixteen));
+    let created = create(&client, &ns.name, &shared).await.unwrap();
+    assert_eq!(created.data["spec"]["additionalAppIds"], json!(sixteen), "16 distinct apps are accepted");
 
     let org = create(&client, &ns.name, &with(org("OktaOrg", "acme"), "/spec/auth", json!({"oauth": {"clientId": "0oa1", "privateKeySecretRef": {"name": "okta-svc-key", "key": "private.pem"}}})))
         .await
@@ -182,6 +186,26 @@ async fn bad_specs_are_rejected_naming_the_field() {
             "rolloutRestartTargets kind unknown",
             with(sac(), "/spec/rolloutRestartTargets", json!([{"kind": "Pod", "name": "grafana"}])),
             "spec.rolloutRestartTargets[0].kind",
+        ),
+        (
+            "additionalAppIds naming appId",
+            with(sac(), "/spec/additionalAppIds", json!(["0oa2", sac()["spec"]["appId"].clone()])),
+            "spec.additionalAppIds: Invalid value: additionalAppIds must not name appId",
+        ),
+        (
+            "additionalAppIds repeating an app",
+            with(sac(), "/spec/additionalAppIds", json!(["0oa2", "0oa2"])),
+            "additionalAppIds must not repeat an app",
+        ),
+        (
+            "additionalAppIds with a malformed ID",
+            with(sac(), "/spec/additionalAppIds", json!(["0oa2/../x"])),
+            "spec.additionalAppIds[0]",
+        ),
+        (
+            "additionalAppIds with more than 16 apps",
+            with(sac(), "/spec/additionalAppIds", json!((0..17).map(|i| format!("0oa{i}")).collect::<Vec<_>>())),
+            "spec.additionalAppIds",
         ),
         ("OktaOrg url not http(s)", with(org("OktaOrg", "bad"), "/spec/url", json!("ftp://acme.okta.com")), "spec.url"),
         (

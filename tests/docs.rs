@@ -79,10 +79,12 @@ fn troubleshooting_covers_every_condition_and_event_reason() {
     let headings: BTreeSet<&str> = doc.lines().filter_map(|l| l.strip_prefix("### ")).map(str::trim).collect();
     let mut missing = Vec::new();
     for (name, reason) in &conditions {
-        // Condition types (Ready, Rotating, ExpiringSoon) and the rotation trigger NoActiveKey are named in the
+        // Condition types (Ready, Rotating, ExpiringSoon, RestartsPending) and the rotation trigger NoActiveKey are named in the
         // text; every other reason gets a section of its own.
         let ok = match name.as_str() {
-            "READY" | "ROTATING" | "EXPIRING_SOON" | "REASON_NO_ACTIVE_KEY" => doc.contains(&format!("`{reason}`")),
+            "READY" | "ROTATING" | "EXPIRING_SOON" | "RESTARTS_PENDING" | "REASON_NO_ACTIVE_KEY" => {
+                doc.contains(&format!("`{reason}`"))
+            }
             _ => headings.contains(reason.as_str()),
         };
         if !ok {

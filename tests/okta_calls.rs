@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use okta_sim::{CallRecord, Fault, FaultKind, OktaSim, SeedApp, SeedKey, SeededApp, SimConfig};
-use samlcred::okta::{AppQuery, Auth, ErrorClass, KeyCredential, OktaClient, OktaError, OrgConfig};
+use samlcred::okta::{AppQuery, Auth, Cloned, ErrorClass, KeyCredential, OktaClient, OktaError, OrgConfig};
 
 const TOKEN: &str = "00sim-api-token";
 
@@ -145,14 +145,26 @@ async fn clone_copies_a_key_and_a_second_clone_is_refused() {
     let source = seed(&sim, "Source", 1);
     let target = seed(&sim, "Target", 1);
     let kid = &source.kids[0];
-    let cloned = client.clone_key(&source.id, kid, &target.id).await.unwrap();
+    let Cloned::Created(cloned) = client.clone_key(&source.id, kid, &target.id).await.unwrap() else {
+        panic!("the first clone creates the key");
+    };
     assert_eq!(&cloned.kid, kid);
     let target_keys = client.list_keys(&target.id).await.unwrap();
     assert!(target_keys.iter().any(|k| &k.kid == kid));
+    let source_key = client.get_key(&source.id, kid).await.unwrap();
+    assert_eq!(cloned.x5c, source_key.x5c, "a clone keeps the certificate");
 
-    let err = client.clone_key(&source.id, kid, &target.id).await.unwrap_err();
-    assert!(matches!(err, OktaError::Validation { .. }), "{err}");
-    assert!(!err.body().unwrap().error_causes.is_empty());
+    // Okta answers a second clone with 400 "Key already exists": done, not an error.
+    let again = client.clone_key(&source.id, kid, &target.id).await.unwrap();
+    assert!(matches!(again, Cloned::AlreadyThere), "{again:?}");
+    assert_eq!(calls_to(&sim, "POST", "/clone").len(), 2);
+    assert_eq!(client.list_keys(&target.id).await.unwrap().len(), target_keys.len(), "no second key");
+
+    // Any other refusal stays an error: a key the source does not have, a missing target.
+    let err = client.clone_key(&source.id, "nokey", &target.id).await.unwrap_err();
+    assert!(matches!(err, OktaError::NotFound { .. }), "{err}");
+    let err = client.clone_key(&source.id, kid, "0oamissing").await.unwrap_err();
+    assert!(matches!(err, OktaError::NotFound { .. }), "{err}");
 }
 
 #[tokio::test]

@@ -256,3 +256,86 @@ async fn a_forbidden_restart_target_gets_a_warning_and_the_rotation_goes_on() {
     assert!(refused[0].2.contains("Deployment locked") && refused[0].2.contains("forbidden"), "{}", refused[0].2);
     assert_eq!(world.generate_calls(&app.id), 1);
 }
+
+/// Whether samlcred has restarted the Deployment (its pod template carries a Secret hash).
+async fn is_restarted(world: &World, name: &str) -> bool {
+    let d = deployments(world).get(name).await.unwrap();
+    d.spec.template.metadata.and_then(|m| m.annotations).is_some_and(|a| a.contains_key("samlcred.io/secret-hash"))
+}
+
+#[tokio::test]
+async fn restarts_are_paced_cluster_wide_and_the_waiting_ones_say_so() {
+    let world = World::new("rollout-paced").await;
+    let names = ["one", "two", "three"];
+    for name in names {
+        let app = world.seed_app(SignedDuration::from_hours(24 * 700));
+        deployment(&world, &format!("{name}-web"), 1).await;
+        let spec = json!({
+            "activation": {"waitForRollout": false},
+            "rolloutRestartTargets": [{"kind": "Deployment", "name": format!("{name}-web")}]
+        });
+        world.create_credential(name, &app.id, spec).await;
+    }
+    // Each credential's first Secret write asks to restart its Deployment: three restarts at once.
+    let _controller = world.start_controller(&[("SAMLCRED_MAX_RESTARTS_PER_MINUTE", "1")]);
+
+    let restarted_now = || async {
+        let mut done = vec![];
+        for name in names {
+            if is_restarted(&world, &format!("{name}-web")).await {
+                done.push(name);
+            }
+        }
+        done
+    };
+    let waiting = |name: &'static str| {
+        let world = &world;
+        async move {
+            let (status, reason, message) = condition(&world.credential(name).await, "RestartsPending")?;
+            (status == "True" && reason == "WaitingForTurn").then_some(message)
+        }
+    };
+    let first = wait_for("the first restart", LONG, || async { restarted_now().await.first().copied() }).await;
+    let first_at = std::time::Instant::now();
+    let others: Vec<&str> = names.into_iter().filter(|n| *n != first).collect();
+    // The two others queue, one behind the other, and their status says so.
+    let mut messages = vec![];
+    for name in &others {
+        let message = wait_for(&format!("{name} to wait for its turn"), LONG, || waiting(name)).await;
+        messages.push(message);
+    }
+    messages.sort();
+    assert!(messages[0].starts_with("waiting for its turn: 0 restart(s) queued ahead"), "{messages:?}");
+    assert!(messages[1].starts_with("waiting for its turn: 1 restart(s) queued ahead"), "{messages:?}");
+    assert!(messages[1].contains("at most 1 restarts per minute"), "{messages:?}");
+    assert_eq!(restarted_now().await, [first], "only one restart in the first minute");
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_samlcred"))
+        .args(["status", "-n", &world.ns.name])
+        .env("KUBECONFIG", testenv::shared().kubeconfig())
+        .output()
+        .await
+        .unwrap();
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(table.matches("RestartsPending").count(), 2, "{table}");
+    let plan = plan_output(&world).await;
+    assert_eq!(plan.matches("restart targets waiting for its turn").count(), 2, "{plan}");
+
+    // The next one goes a minute after the first, and the last still waits, now first in line.
+    let second = wait_for("the second restart", Duration::from_secs(120), || async {
+        let done = restarted_now().await;
+        (done.len() > 1).then(|| done.into_iter().find(|n| *n != first).unwrap())
+    })
+    .await;
+    let gap = first_at.elapsed();
+    assert!(gap >= Duration::from_secs(55), "the second restart came {gap:?} after the first");
+    assert_eq!(restarted_now().await.len(), 2, "the third waits for the next minute");
+    let third = others.into_iter().find(|n| *n != second).unwrap();
+    assert!(waiting(third).await.is_some(), "{third} still waits for its turn");
+    wait_for("the second's condition to say it was restarted", LONG, || async {
+        let (status, reason, _) = condition(&world.credential(second).await, "RestartsPending")?;
+        (status == "False" && reason == "Restarted").then_some(())
+    })
+    .await;
+    let restarts = events(&world, second).await.into_iter().filter(|e| e.1 == "RolloutRestarted").count();
+    assert_eq!(restarts, 1, "one RolloutRestarted event for the paced restart");
+}

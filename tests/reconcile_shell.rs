@@ -101,6 +101,7 @@ fn context(world: &World, settings: Settings) -> Arc<Context> {
         caches,
         ledger: Default::default(),
         org_shares: OrgShares::new(4),
+        restarts: samlcred::controller::pacer::RestartPacer::new(0),
     })
 }
 

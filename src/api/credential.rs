@@ -18,6 +18,8 @@ pub const RENEW_BEFORE_HALF_VALIDITY: &str = "renewBefore must be at most half o
 pub const CRON_PATTERN: &str = r"^[0-9A-Za-z*,/?#-]+( +[0-9A-Za-z*,/?#-]+){4}$";
 /// The shape of an IANA time zone name (Europe/Berlin, America/Argentina/Buenos_Aires, UTC, Etc/GMT+2).
 pub const TIME_ZONE_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$";
+pub const ADDITIONAL_APP_IDS_DISTINCT: &str =
+    "additionalAppIds must not name appId: the primary app signs with the shared key already";
 pub const DELAY_BELOW_RENEW_BEFORE: &str = "activation.delay must be shorter than renewBefore: the active \
      certificate would expire before the new key is activated";
 
@@ -51,6 +53,9 @@ pub const DELAY_BELOW_RENEW_BEFORE: &str = "activation.delay must be shorter tha
 #[x_kube(validation = Rule::new(
     "!has(self.activation) || !has(self.activation.delay) || duration(self.activation.delay) < duration(self.renewBefore)"
 ).message(DELAY_BELOW_RENEW_BEFORE).field_path(".activation.delay"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.additionalAppIds) || !(self.appId in self.additionalAppIds)"
+).message(ADDITIONAL_APP_IDS_DISTINCT).field_path(".additionalAppIds"))]
 #[serde(rename_all = "camelCase")]
 pub struct SamlAppCredentialSpec {
     /// The Okta org that hosts the app: an OktaOrg in this namespace or a ClusterOktaOrg.
@@ -61,6 +66,18 @@ pub struct SamlAppCredentialSpec {
     #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("appId is immutable"))]
     pub app_id: String,
+
+    /// Further Okta apps (IDs) that must sign with the same key as appId, for a service provider
+    /// that sits behind several apps. Each rotation generates the new key once, on appId, clones
+    /// it to each of these apps, publishes it (bundle.pem is shared; the Secret holds
+    /// metadata-<appId>.xml for each of these apps), and activates it on every app, appId last,
+    /// only once every clone exists. An app added here joins at the next rotation (annotate
+    /// samlcred.io/rotate to start one now); until then it signs with its own key. At most 16,
+    /// each listed once, none equal to appId.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-]+$")))]
+    #[x_kube(validation = Rule::new("self.all(x, self.exists_one(y, y == x))").message("additionalAppIds must not repeat an app"))]
+    pub additional_app_ids: Vec<String>,
 
     /// Validity of each certificate Okta generates, in years (2 to 10). Default 10.
     #[serde(default = "default_validity_years")]
@@ -325,6 +342,12 @@ pub struct SamlAppCredentialStatus {
     /// which active key: each threshold warns once per key, restarts included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry_warning: Option<ExpiryWarning>,
+
+    /// The apps of spec.additionalAppIds that samlcred switched to the shared key, and the kid
+    /// each signs with since (the active key's, once its rotation is done). Additional apps are
+    /// read from Okta only during a rotation; an app missing here joins at the next one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_apps: Vec<AdditionalApp>,
 }
 
 /// An expiry warning that was emitted.
@@ -335,6 +358,16 @@ pub struct ExpiryWarning {
     pub kid: String,
     /// The threshold, in days before notAfter, that was crossed.
     pub days: i32,
+}
+
+/// An additional app that signs with the shared key.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdditionalApp {
+    /// The Okta app ID (one of spec.additionalAppIds).
+    pub app_id: String,
+    /// The kid samlcred activated on this app.
+    pub kid: String,
 }
 
 /// The key Okta signs with.
@@ -366,6 +399,10 @@ pub struct PendingKey {
     /// Earliest time the key is activated (Automatic policy); set when it is published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activate_after: Option<Time>,
+    /// The apps of spec.additionalAppIds this key has been cloned to (same kid and certificate).
+    /// Activation waits until it lists every one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cloned_to: Vec<String>,
 }
 
 /// A key that signed before the active one.

@@ -9,9 +9,9 @@ pub mod reference;
 use kube::CustomResourceExt;
 
 pub use credential::{
-    Activation, ActivationPolicy, ActivationWindow, ActiveKey, ExpiryWarning, OrgKind, OrgRef, PendingKey, PreviousKey,
-    RolloutRestartTarget, Rotation, RotationPhase, RotationTrigger, SamlAppCredential, SamlAppCredentialSpec,
-    SamlAppCredentialStatus, SecretDeletionPolicy, SecretTemplate, WorkloadKind,
+    Activation, ActivationPolicy, ActivationWindow, ActiveKey, AdditionalApp, ExpiryWarning, OrgKind, OrgRef,
+    PendingKey, PreviousKey, RolloutRestartTarget, Rotation, RotationPhase, RotationTrigger, SamlAppCredential,
+    SamlAppCredentialSpec, SamlAppCredentialStatus, SecretDeletionPolicy, SecretTemplate, WorkloadKind,
 };
 pub use org::{
     ApiTokenAuth, ClusterOktaOrg, ClusterOktaOrgSpec, DpopMode, OAuthAuth, OktaAuth, OktaOrg, OktaOrgSpec,
@@ -54,6 +54,13 @@ pub mod conditions {
     /// The active certificate expires within an expiryWarningDays threshold and no rotation is
     /// going ahead to replace it.
     pub const EXPIRING_SOON: &str = "ExpiringSoon";
+    /// True while rolloutRestartTargets restarts wait for their turn under the operator's
+    /// --max-restarts-per-minute; the message says how many restarts are queued ahead.
+    pub const RESTARTS_PENDING: &str = "RestartsPending";
+    /// RestartsPending=True: the restarts wait for their turn.
+    pub const REASON_WAITING_FOR_TURN: &str = "WaitingForTurn";
+    /// RestartsPending=False: every restart target got its restart.
+    pub const REASON_RESTARTED: &str = "Restarted";
 
     /// Ready=True: the Secret holds the certificate Okta signs with.
     pub const REASON_UP_TO_DATE: &str = "UpToDate";
@@ -101,6 +108,8 @@ pub mod events {
     pub const KEY_PUBLISHED: &str = "KeyPublished";
     pub const KEY_ACTIVATED: &str = "KeyActivated";
     pub const KEY_RETIRED: &str = "KeyRetired";
+    /// The pending key was cloned to the credential's additional apps.
+    pub const KEY_CLONED: &str = "KeyCloned";
     /// Warning: someone changed the app's active key in Okta.
     pub const EXTERNAL_KEY_CHANGE: &str = "ExternalKeyChange";
     pub const SECRET_CONFLICT: &str = "SecretConflict";

@@ -126,9 +126,20 @@ fn validation_rules_name_their_field() {
             (
                 "!has(self.activation) || !has(self.activation.delay) || duration(self.activation.delay) < duration(self.renewBefore)".to_owned(),
                 crate::api::credential::DELAY_BELOW_RENEW_BEFORE.to_owned()
+            ),
+            (
+                "!has(self.additionalAppIds) || !(self.appId in self.additionalAppIds)".to_owned(),
+                crate::api::credential::ADDITIONAL_APP_IDS_DISTINCT.to_owned()
             )
         ]
     );
+    let additional = spec_property(&crd, "additionalAppIds");
+    assert_eq!(
+        rules(&additional),
+        [("self.all(x, self.exists_one(y, y == x))".into(), "additionalAppIds must not repeat an app".into())]
+    );
+    assert_eq!(additional["maxItems"], json!(16));
+    assert_eq!(additional["items"]["pattern"], json!("^[A-Za-z0-9_-]+$"));
     assert_eq!(rules(&spec_property(&crd, "appId")), [("self == oldSelf".into(), "appId is immutable".into())]);
     assert_eq!(rules(&spec_property(&crd, "renewBefore"))[0].1, "renewBefore must be positive");
     for field in ["renewBefore", "retainPrevious"] {

@@ -7,7 +7,7 @@ use crate::cli::kube::Kube;
 use jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use kube::api::Api;
-use samlcred::api::SamlAppCredential;
+use samlcred::api::{SamlAppCredential, conditions};
 use samlcred::controller::Settings;
 use samlcred::controller::credential::{self, StepError};
 use samlcred::controller::orgs::OrgClients;
@@ -20,7 +20,7 @@ use serde::Serialize;
 pub struct Step {
     pub namespace: String,
     pub name: String,
-    /// adopt, generate, publish, activate, retire or nothing.
+    /// adopt, generate, clone, publish, activate, retire or nothing.
     pub action: String,
     /// `now`, an RFC 3339 time, `on approval`, or `-` when nothing is planned.
     pub when: String,
@@ -107,6 +107,10 @@ async fn plan_one(
     let input = credential::plan_input(credential, &status, &policy, &observed, claimant.as_deref(), now);
     let plan = rotation::plan(&input);
     let (action, when, mut detail) = describe(credential, &input, &plan, now);
+    let restarts = status.conditions.iter().find(|c| c.type_ == conditions::RESTARTS_PENDING && c.status == "True");
+    if let Some(waiting) = restarts {
+        detail.push_str(&format!("; restart targets {}", waiting.message));
+    }
     let when = match backoff {
         Some(wait) if when == "now" => {
             let at = now + SignedDuration::try_from(wait).unwrap_or_default();
@@ -146,8 +150,8 @@ fn describe(
         Plan::ResumeWithOrphan { key } => {
             now_("generate", format!("take key {}, generated before an interruption, instead of another", key.kid))
         }
+        Plan::Clone { kid, apps } => now_("clone", format!("clone key {kid} to additional app(s) {}", apps.join(", "))),
         Plan::Publish { kid } => now_("publish", format!("publish key {kid} in Secret {}", spec.secret_name)),
-        Plan::Activate { kid } => now_("activate", format!("switch Okta to key {kid}")),
         Plan::ActivateBeforeRollout { message, .. } | Plan::ActivateOutsideWindow { message, .. } => {
             now_("activate", message.clone())
         }
@@ -156,6 +160,11 @@ fn describe(
             at_time(*opens_at, now),
             format!("switch Okta to key {kid} when the next activation window opens"),
         ),
+        Plan::Activate { kid } => {
+            let apps = rotation::apps_to_activate(&spec.additional_app_ids, input.status);
+            let also = if apps.is_empty() { String::new() } else { format!(" on app(s) {}, then", apps.join(", ")) };
+            now_("activate", format!("switch Okta to key {kid}{also} on app {}", spec.app_id))
+        }
         Plan::AwaitRollout { kid, stuck, message, until } => (
             "activate".into(),
             format!("after rollout, at the latest {}", at_time(*until, now)),

@@ -13,6 +13,10 @@ pub struct Row {
     pub name: String,
     pub org: String,
     pub app_id: String,
+    /// spec.additionalAppIds, each with the kid samlcred activated there (`None`: it joins at the
+    /// next rotation).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub additional_apps: Vec<AppRow>,
     pub active_kid: Option<String>,
     pub expires: Option<String>,
     pub renewal_time: Option<String>,
@@ -23,6 +27,17 @@ pub struct Row {
     /// The ExpiringSoon condition's message, when it is True.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expiring_soon: Option<String>,
+    /// The RestartsPending condition's message while restarts wait for their turn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarts_pending: Option<String>,
+}
+
+/// An additional app of a credential.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRow {
+    pub app_id: String,
+    pub kid: Option<String>,
 }
 
 pub fn row(credential: &SamlAppCredential) -> Row {
@@ -41,6 +56,11 @@ pub fn row(credential: &SamlAppCredential) -> Row {
         ]
         .contains(reason)
     });
+    let restarts = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == conditions::RESTARTS_PENDING && c.status == "True")
+        .map(|c| c.message.clone());
     let phase = status.rotation.as_ref().map(|r| {
         let phase = format!("{:?}", r.phase);
         match waiting {
@@ -56,6 +76,14 @@ pub fn row(credential: &SamlAppCredential) -> Row {
             OrgKind::ClusterOktaOrg => format!("clusteroktaorg/{}", spec.org_ref.name),
         },
         app_id: spec.app_id.clone(),
+        additional_apps: spec
+            .additional_app_ids
+            .iter()
+            .map(|app| AppRow {
+                app_id: app.clone(),
+                kid: status.additional_apps.iter().find(|a| a.app_id == *app).map(|a| a.kid.clone()),
+            })
+            .collect(),
         active_kid: status.active_key.as_ref().map(|k| k.kid.clone()),
         expires: status.active_key.as_ref().map(|k| k.not_after.0.to_string()),
         renewal_time: status.renewal_time.as_ref().map(|t| t.0.to_string()),
@@ -64,6 +92,7 @@ pub fn row(credential: &SamlAppCredential) -> Row {
         reason: ready.map(|c| c.reason.clone()),
         message: ready.map(|c| c.message.clone()),
         expiring_soon: expiring.map(|c| c.message.clone()),
+        restarts_pending: restarts,
     }
 }
 
@@ -103,11 +132,17 @@ pub async fn run(kube: &Kube, all_namespaces: bool, output: Output) -> anyhow::R
                     r.namespace.clone(),
                     r.name.clone(),
                     r.org.clone(),
-                    r.app_id.clone(),
+                    match r.additional_apps.len() {
+                        0 => r.app_id.clone(),
+                        n => format!("{} (+{n})", r.app_id),
+                    },
                     r.active_kid.as_deref().map(short_kid).unwrap_or_else(|| "-".into()),
                     expires,
                     dash(&r.renewal_time),
-                    r.phase.clone().unwrap_or_else(|| "Idle".into()),
+                    match (r.phase.clone().unwrap_or_else(|| "Idle".into()), &r.restarts_pending) {
+                        (phase, Some(_)) => format!("{phase} ({})", conditions::RESTARTS_PENDING),
+                        (phase, None) => phase,
+                    },
                     ready,
                 ]
             });

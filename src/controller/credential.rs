@@ -4,11 +4,12 @@
 use super::ledger::Entry;
 use super::observe::{self, Need, OktaSnapshot, key_record};
 use super::secrets::{Observed, Observing, publish};
-use super::status::{ConditionState, StatusWriter, Waiting, rotating_condition, set_condition};
+use super::status::{ConditionState, StatusWriter, Waiting, restarts_condition, rotating_condition, set_condition};
+use super::workloads::{self, Restarts};
 use super::{Context, failpoint};
 use crate::api::{RotationPhase, SamlAppCredential, SamlAppCredentialStatus, annotations, conditions, events};
 use crate::metadata::MetadataError;
-use crate::okta::{ErrorClass, OktaError};
+use crate::okta::{Cloned, ErrorClass, OktaError};
 use crate::rotation::{self, ObservedSecret, Plan, PlanInput, Policy, record};
 use crate::secret::Ownership;
 use jiff::Timestamp;
@@ -33,6 +34,14 @@ pub enum StepError {
     InvalidSpec,
     #[error("Okta answered the activation of {kid} but still signs with {actual:?}")]
     ActivationNotConfirmed { kid: String, actual: Option<String> },
+    #[error("additional app {app}: Okta answered the activation of {kid} but still signs with {actual:?}")]
+    AppActivationNotConfirmed { app: String, kid: String, actual: Option<String> },
+    /// A call for one of spec.additionalAppIds failed; names the app.
+    #[error("additional app {app}: {source}")]
+    AdditionalApp { app: String, source: Box<OktaError> },
+    /// Okta's clone of the pending key on an additional app is not the same certificate.
+    #[error("additional app {app}: Okta's clone of key {kid} has another certificate; it is not activated")]
+    CloneMismatch { app: String, kid: String },
     /// The Secret cannot be rendered, so it is left as it is.
     #[error("Okta's SAML metadata for the active key cannot be published: {0}")]
     InvalidMetadata(#[from] MetadataError),
@@ -44,7 +53,14 @@ impl StepError {
         use super::orgs::OrgError;
         match self {
             StepError::Okta(OktaError::RateLimited { .. }) => conditions::REASON_RATE_LIMITED,
-            StepError::Okta(_) | StepError::ActivationNotConfirmed { .. } => conditions::REASON_OKTA_ERROR,
+            StepError::AdditionalApp { source, .. } if matches!(**source, OktaError::RateLimited { .. }) => {
+                conditions::REASON_RATE_LIMITED
+            }
+            StepError::Okta(_)
+            | StepError::ActivationNotConfirmed { .. }
+            | StepError::AppActivationNotConfirmed { .. }
+            | StepError::AdditionalApp { .. }
+            | StepError::CloneMismatch { .. } => conditions::REASON_OKTA_ERROR,
             StepError::Org(OrgError::NotFound { .. }) => conditions::REASON_ORG_NOT_FOUND,
             StepError::Org(OrgError::NotAllowed { .. }) => conditions::REASON_ORG_NOT_ALLOWED,
             StepError::Org(OrgError::AppNotAllowed { .. }) => conditions::REASON_APP_NOT_ALLOWED,
@@ -60,9 +76,12 @@ impl StepError {
         use super::orgs::OrgError;
         match self {
             StepError::Okta(e) => e.class(),
-            StepError::Org(OrgError::Kube(_)) | StepError::Kube(_) | StepError::ActivationNotConfirmed { .. } => {
-                ErrorClass::Retryable
-            }
+            StepError::AdditionalApp { source, .. } => source.class(),
+            StepError::CloneMismatch { .. } => ErrorClass::Terminal,
+            StepError::Org(OrgError::Kube(_))
+            | StepError::Kube(_)
+            | StepError::ActivationNotConfirmed { .. }
+            | StepError::AppActivationNotConfirmed { .. } => ErrorClass::Retryable,
             StepError::Org(_) | StepError::InvalidSpec | StepError::InvalidMetadata(_) => ErrorClass::Terminal,
         }
     }
@@ -71,6 +90,7 @@ impl StepError {
     pub fn rate_limit_reset(&self) -> Option<Duration> {
         match self {
             StepError::Okta(err @ OktaError::RateLimited { .. }) => err.retry_after(),
+            StepError::AdditionalApp { source, .. } => source.retry_after(),
             _ => None,
         }
     }
@@ -99,6 +119,8 @@ struct Done {
     note: Option<String>,
     /// What holds the rotation that should replace the active certificate ([`rotation::expiry::held`]).
     held: Option<String>,
+    /// What became of the restart targets' restarts, when this reconcile asked for them.
+    restarts: Option<Restarts>,
 }
 
 pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) -> Result<Action, kube::Error> {
@@ -145,6 +167,15 @@ pub async fn reconcile(credential: Arc<SamlAppCredential>, ctx: Arc<Context>) ->
             set_condition(&mut next.conditions, done.ready, generation, now);
             let rotating = rotating_condition(&next, done.waiting.as_ref());
             set_condition(&mut next.conditions, rotating, generation, now);
+            let known = next.conditions.iter().any(|c| c.type_ == conditions::RESTARTS_PENDING);
+            if let Some(restarts) = done.restarts.filter(|r| known || *r != Restarts::Done) {
+                set_condition(
+                    &mut next.conditions,
+                    restarts_condition(restarts, ctx.restarts.limit()),
+                    generation,
+                    now,
+                );
+            }
             // Back when an expiry warning threshold is crossed, to warn in time.
             let crossing = rotation::expiry::next_crossing(&next, &credential.spec.expiry_warning_days, now);
             let action = match done.wake_at.map(|at| crossing.map_or(at, |c| at.min(c))) {
@@ -253,11 +284,14 @@ async fn step(
             break;
         }
         snapshot = match need {
-            Need::Material(kid, rotation) => observe::with_material(snapshot, kid.as_deref(), rotation, now).await?,
+            Need::Material(kid, rotation, apps) => {
+                observe::with_material(snapshot, kid.as_deref(), rotation, &apps, now).await?
+            }
             Need::Read | Need::Nothing => observe::read(&okta, &spec.app_id, now).await?,
         };
     }
     let (Some(observed), Some(plan)) = (observed, plan) else { unreachable!("the loop runs at least once") };
+    let secret_hash = observing.seen.as_ref().map(|seen| seen.hash.clone());
     if let Some(seen) = observing.seen.take() {
         ctx.ledger.set_secret(&uid, Some(seen));
     }
@@ -265,7 +299,15 @@ async fn step(
     let held = rotation::expiry::held(&plan, policy.as_ref().ok());
     let policy = || policy.as_ref().map_err(|_| StepError::InvalidSpec);
     let ready_now = ready_condition(&status, &snapshot.app, observed.ownership == Ownership::Ours && observed.current);
-    let mut done = Done { status: status.clone(), ready: ready_now, waiting: None, wake_at: None, note: None, held };
+    let mut done = Done {
+        status: status.clone(),
+        ready: ready_now,
+        waiting: None,
+        wake_at: None,
+        note: None,
+        held,
+        restarts: None,
+    };
     match &plan {
         Plan::Report { reason, message } => {
             // A report with an event of its own (SecretConflict) announces it once, when it starts.
@@ -278,7 +320,7 @@ async fn step(
             // The Secret is written with the adopted key in the same step: an adoption costs one
             // Secret write and one status write.
             let next = record::adopt(&status, key, policy()?);
-            publish(ctx, credential, &secrets, &next, &snapshot).await?;
+            done.restarts = Some(publish(ctx, credential, &secrets, &next, &snapshot).await?);
             done.ready = ready_condition(&next, &snapshot.app, true);
             done.status = next;
             done.note = Some(format!("adopted Okta's active key {}", key.kid));
@@ -320,8 +362,31 @@ async fn step(
             done.note =
                 Some(format!("took key {} generated before an interruption instead of generating another", key.kid));
         }
+        Plan::Clone { kid, apps } => {
+            let pending = status.pending_key.as_ref().map(|k| k.x5t_s256.as_str()).unwrap_or_default();
+            for app in apps {
+                let additional = |source| StepError::AdditionalApp { app: app.clone(), source: Box::new(source) };
+                match okta.clone_key(&spec.app_id, kid, app).await {
+                    // A clone repeated after a crash: the app holds the key already.
+                    Ok(Cloned::AlreadyThere) => {}
+                    Ok(Cloned::Created(key)) => {
+                        let thumbprint = key.certificate().map_err(additional)?.x5t_s256;
+                        if thumbprint != pending {
+                            return Err(StepError::CloneMismatch { app: app.clone(), kid: kid.clone() });
+                        }
+                    }
+                    Err(e) => {
+                        ctx.ledger.set_okta(&uid, None);
+                        return Err(additional(e));
+                    }
+                }
+            }
+            failpoint("after-clone");
+            done.status = record::cloned(&status, apps);
+            done.note = Some(format!("cloned key {kid} to app(s) {}", apps.join(", ")));
+        }
         Plan::Publish { kid } => {
-            publish(ctx, credential, &secrets, &status, &snapshot).await?;
+            done.restarts = Some(publish(ctx, credential, &secrets, &status, &snapshot).await?);
             failpoint("after-publish");
             done.status = record::published(&status, policy()?, now);
             done.note = Some(format!("published key {kid} in Secret {}", spec.secret_name));
@@ -348,6 +413,25 @@ async fn step(
         Plan::Activate { kid } | Plan::ActivateBeforeRollout { kid, .. } | Plan::ActivateOutsideWindow { kid, .. } => {
             let activating = record::activating(&status);
             writer.write(&with_generation(&activating, &status)).await?;
+            // The additional apps first: appId switching is what marks the activation done.
+            for app in rotation::apps_to_activate(&spec.additional_app_ids, &status) {
+                let answer = match okta.ensure_active_key(app, kid).await {
+                    Ok(answer) => answer,
+                    Err(source) => {
+                        ctx.ledger.set_okta(&uid, None);
+                        return Err(StepError::AdditionalApp { app: app.to_string(), source: Box::new(source) });
+                    }
+                };
+                if answer.active_kid() != Some(kid.as_str()) {
+                    ctx.ledger.set_okta(&uid, None);
+                    return Err(StepError::AppActivationNotConfirmed {
+                        app: app.to_string(),
+                        kid: kid.clone(),
+                        actual: answer.active_kid().map(str::to_string),
+                    });
+                }
+                failpoint("after-activate-additional");
+            }
             let app = match okta.activate_key(&spec.app_id, kid).await {
                 Ok(app) => app,
                 Err(e) => {
@@ -386,7 +470,7 @@ async fn step(
             done.note = Some(format!("retired key(s) {} from the bundle", kids.join(", ")));
         }
         Plan::WriteSecret => {
-            publish(ctx, credential, &secrets, &status, &snapshot).await?;
+            done.restarts = Some(publish(ctx, credential, &secrets, &status, &snapshot).await?);
             done.ready = ready_condition(&status, &snapshot.app, true);
         }
         Plan::AwaitApproval { .. } => {
@@ -396,6 +480,17 @@ async fn step(
         Plan::WaitUntil(at) => {
             done.wake_at = Some(*at);
         }
+    }
+    // Restarts that waited for their turn (status says so, also after a restart of samlcred) are
+    // asked for again while the Secret they are for is the current one.
+    let restarts_waiting =
+        status.conditions.iter().any(|c| c.type_ == conditions::RESTARTS_PENDING && c.status == "True");
+    if let (None, true, true, Some(hash)) = (done.restarts, restarts_waiting, observed.current, &secret_hash) {
+        done.restarts = Some(workloads::restart_for(ctx, credential, hash, false).await);
+    }
+    if let Some(Restarts::Waiting { retry_in, .. }) = done.restarts {
+        let turn = now + jiff::SignedDuration::try_from(retry_in).unwrap_or_default();
+        done.wake_at = done.wake_at.map(|at| at.min(turn));
     }
     if let (Some((type_, reason)), Some(note)) = (plan.event(), done.note.as_deref()) {
         let type_ = match type_ {
@@ -419,6 +514,7 @@ fn action_of(plan: &Plan) -> &'static str {
         Plan::Report { .. } => "Report",
         Plan::Adopt { .. } | Plan::AdoptExternalChange { .. } => "Adopt",
         Plan::Generate | Plan::ResumeWithOrphan { .. } => "Generate",
+        Plan::Clone { .. } => "Clone",
         Plan::Publish { .. } | Plan::WriteSecret => "Publish",
         Plan::RecordActivation { .. }
         | Plan::Activate { .. }

@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod observe;
 pub mod org_status;
 pub mod orgs;
+pub mod pacer;
 pub mod secrets;
 pub mod status;
 pub mod workloads;
@@ -113,6 +114,8 @@ pub struct Context {
     pub ledger: Arc<Ledger>,
     /// Each org's share of the reconcile workers.
     pub org_shares: fairness::OrgShares,
+    /// The cluster-wide pace of rollout restarts (`--max-restarts-per-minute`).
+    pub restarts: pacer::RestartPacer,
 }
 
 impl Context {

@@ -10,6 +10,10 @@
 //! | the app and its keys ([`read`]) | GET app, GET keys |
 //! | a resync ([`refresh`]) | GET app; GET keys too when the active kid changed |
 //! | material for rendering ([`with_material`]) | GET keys unless kept, GET metadata of the active kid |
+//! | ... with additional apps (`spec.additionalAppIds`) | GET metadata of each app that holds the shared key, unless kept |
+//!
+//! Additional apps are never read for planning: only the steps that write to them (clone,
+//! activate) and the Secret's per-app metadata call Okta for them.
 
 use crate::api::{SamlAppCredentialStatus, SecretTemplate};
 use crate::okta::{KeyCredential, OktaClient, OktaError};
@@ -37,6 +41,9 @@ pub struct Material {
     /// The rotation (by its startedAt) during which the metadata document was read; `None`
     /// outside a rotation.
     pub metadata_rotation: Option<Timestamp>,
+    /// The SAML metadata document of each additional app that holds the shared key, as Okta sent
+    /// it, with the rotation during which it was read: app ID -> (rotation, document).
+    pub app_metadata: BTreeMap<String, (Option<Timestamp>, String)>,
 }
 
 impl Material {
@@ -169,8 +176,19 @@ pub enum Need {
     /// A step that writes the Secret needs the keys' material and the metadata of this kid (the
     /// active one once the step is done; `None` while there is none), read during the rotation
     /// given (by its startedAt): publishing a new key reads Okta's metadata again, in case it
-    /// changed since the last rotation.
-    Material(Option<String>, Option<Timestamp>),
+    /// changed since the last rotation. The list: each additional app whose metadata the
+    /// Secret carries, with the kid to read it for ([`crate::rotation::shared_apps`]).
+    Material(Option<String>, Option<Timestamp>, Vec<(String, String)>),
+}
+
+/// The additional apps whose metadata a Secret for `status` carries, with the kid to read each
+/// for. From status alone (the apps the shared key reached); rendering keeps those the spec names.
+fn shared_apps(status: &SamlAppCredentialStatus) -> Vec<(String, String)> {
+    let mut apps: Vec<String> = status.additional_apps.iter().map(|a| a.app_id.clone()).collect();
+    apps.extend(status.pending_key.iter().flat_map(|p| p.cloned_to.iter().cloned()));
+    apps.sort();
+    apps.dedup();
+    crate::rotation::shared_apps(&apps, status).into_iter().map(|(app, kid)| (app.into(), kid.into())).collect()
 }
 
 /// What `plan` needs, for a credential whose status is `status` (before the step).
@@ -184,14 +202,17 @@ pub fn need(plan: &Plan, status: &SamlAppCredentialStatus) -> Need {
         | Plan::AwaitWindow { .. } => Need::Nothing,
         // Status only: what it removes needs nothing of Okta.
         Plan::Retire { .. } => Need::Nothing,
-        Plan::Adopt { key } => Need::Material(Some(key.kid.clone()), None),
-        Plan::Publish { .. } => Need::Material(active, status.rotation.as_ref().map(|r| r.started_at.0)),
-        Plan::WriteSecret => Need::Material(active, None),
+        Plan::Adopt { key } => Need::Material(Some(key.kid.clone()), None, shared_apps(status)),
+        Plan::Publish { .. } => {
+            Need::Material(active, status.rotation.as_ref().map(|r| r.started_at.0), shared_apps(status))
+        }
+        Plan::WriteSecret => Need::Material(active, None, shared_apps(status)),
         Plan::AdoptExternalChange { .. }
         | Plan::RecordActivation { .. }
         | Plan::StartRotation { .. }
         | Plan::Generate
         | Plan::ResumeWithOrphan { .. }
+        | Plan::Clone { .. }
         | Plan::Activate { .. }
         | Plan::ActivateBeforeRollout { .. }
         | Plan::ActivateOutsideWindow { .. } => Need::Read,
@@ -203,15 +224,20 @@ pub fn satisfies(snapshot: &OktaSnapshot, need: &Need) -> bool {
     match need {
         Need::Nothing => true,
         Need::Read => !snapshot.trusted,
-        Need::Material(kid, rotation) => {
+        Need::Material(kid, rotation, apps) => {
             let fresh = |m: &Material| rotation.is_none() || m.metadata_rotation == *rotation;
+            let apps_kept = |m: &Material| apps.iter().all(|(app, _)| app_metadata_kept(m, app, *rotation));
             !snapshot.trusted
-                && snapshot
-                    .material
-                    .as_ref()
-                    .is_some_and(|m| kid.as_deref().is_none_or(|kid| m.metadata_of(kid).is_some() && fresh(m)))
+                && snapshot.material.as_ref().is_some_and(|m| {
+                    kid.as_deref().is_none_or(|kid| m.metadata_of(kid).is_some() && fresh(m)) && apps_kept(m)
+                })
         }
     }
+}
+
+/// Whether `material` has the metadata of additional app `app`, read during `rotation` if one is given.
+fn app_metadata_kept(material: &Material, app: &str, rotation: Option<Timestamp>) -> bool {
+    material.app_metadata.get(app).is_some_and(|(read, _)| rotation.is_none() || *read == rotation)
 }
 
 /// Turns one key credential into what the planner and the renderer need. A key whose certificate
@@ -280,11 +306,13 @@ pub async fn refresh(snapshot: OktaSnapshot, now: Timestamp) -> Result<OktaSnaps
 }
 
 /// `snapshot` with the material a Secret write needs: the keys (kept, or read) and the metadata
-/// of `kid` (kept when read during `rotation`, or read).
+/// of `kid` (kept when read during `rotation`, or read), and of each additional app in `apps`
+/// for the kid given with it (likewise kept or read).
 pub async fn with_material(
     snapshot: OktaSnapshot,
     kid: Option<&str>,
     rotation: Option<Timestamp>,
+    apps: &[(String, String)],
     now: Timestamp,
 ) -> Result<OktaSnapshot, OktaError> {
     let snapshot = match (&snapshot.material, &snapshot.app) {
@@ -302,13 +330,22 @@ pub async fn with_material(
     let Some(material) = snapshot.material.clone() else { return Ok(snapshot) };
     let fresh = rotation.is_none() || material.metadata_rotation == rotation;
     let kept = |kid: &str| material.metadata_of(kid).is_some() && fresh;
-    let Some(kid) = kid.filter(|kid| !kept(kid) && material.keys.contains_key(*kid)) else {
+    let primary = kid.filter(|kid| !kept(kid) && material.keys.contains_key(*kid));
+    let missing: Vec<&(String, String)> =
+        apps.iter().filter(|(app, _)| !app_metadata_kept(&material, app, rotation)).collect();
+    if primary.is_none() && missing.is_empty() {
         return Ok(snapshot);
-    };
-    let document = snapshot.client.saml_metadata(&snapshot.app_id, kid).await?;
+    }
     let mut material = (*material).clone();
-    material.metadata = Some((kid.to_string(), document));
-    material.metadata_rotation = rotation;
+    if let Some(kid) = primary {
+        let document = snapshot.client.saml_metadata(&snapshot.app_id, kid).await?;
+        material.metadata = Some((kid.to_string(), document));
+        material.metadata_rotation = rotation;
+    }
+    for (app, kid) in missing {
+        let document = snapshot.client.saml_metadata(app, kid).await?;
+        material.app_metadata.insert(app.clone(), (rotation, document));
+    }
     Ok(OktaSnapshot { material: Some(Arc::new(material)), ..snapshot })
 }
 
@@ -321,6 +358,7 @@ pub fn secret_inputs(
 ) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     crate::rotation::published(status).kids().hash(&mut hasher);
+    shared_apps(status).hash(&mut hasher);
     status.active_key.as_ref().map(|k| (&k.not_after.0, &k.x5t_s256)).hash(&mut hasher);
     generation.hash(&mut hasher);
     serde_json::to_string(&template).unwrap_or_default().hash(&mut hasher);

@@ -18,24 +18,24 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use std::sync::Arc;
 
-/// Writes the Secret for `next` with the material of `snapshot`, restarts the targets, and
-/// remembers what was written.
+/// Writes the Secret for `next` with the material of `snapshot`, restarts the targets (as far as
+/// the cluster-wide pace allows: the outcome), and remembers what was written.
 pub async fn publish(
     ctx: &Context,
     credential: &SamlAppCredential,
     secrets: &Api<Secret>,
     next: &SamlAppCredentialStatus,
     snapshot: &OktaSnapshot,
-) -> Result<(), StepError> {
+) -> Result<workloads::Restarts, StepError> {
     let rendered = render_with(credential, next, snapshot)?;
     let written = apply_secret(secrets, credential, &rendered).await?;
-    workloads::restart_targets(ctx, credential, &rendered).await;
+    let restarts = workloads::restart_targets(ctx, credential, &rendered).await;
     let spec = &credential.spec;
     let inputs = observe::secret_inputs(next, credential.metadata.generation, spec.secret_template.as_ref());
     let hash = secret::data_hash(&rendered.data);
     let seen = SecretSeen { resource_version: written, hash, inputs };
     ctx.ledger.set_secret(&credential.uid().unwrap_or_default(), Some(seen));
-    Ok(())
+    Ok(restarts)
 }
 
 /// What a reconcile observed before it planned.
@@ -137,7 +137,11 @@ pub async fn observe(
     let now = Timestamp::now();
     let snapshot = observe::read(okta, &credential.spec.app_id, now).await?;
     let kid = status.active_key.as_ref().map(|k| k.kid.clone());
-    let snapshot = observe::with_material(snapshot, kid.as_deref(), None, now).await?;
+    let apps: Vec<(String, String)> = rotation::shared_apps(&credential.spec.additional_app_ids, status)
+        .into_iter()
+        .map(|(app, kid)| (app.to_string(), kid.to_string()))
+        .collect();
+    let snapshot = observe::with_material(snapshot, kid.as_deref(), None, &apps, now).await?;
     let secrets: Api<Secret> = Api::namespaced(kube.clone(), &credential.namespace().unwrap_or_default());
     let mut observing = Observing { credential, kube, secrets: &secrets, caches: None, seen: None };
     observing.observe(status, snapshot).await
@@ -168,6 +172,10 @@ pub fn render_with(
         pending: status.pending_key.as_ref().and_then(|k| material(&k.kid)),
         previous: status.previous_keys.iter().filter_map(|k| material(&k.kid)).collect(),
         metadata_xml: active_kid.and_then(|kid| material_of.metadata_of(kid)),
+        app_metadata: rotation::shared_apps(&credential.spec.additional_app_ids, status)
+            .into_iter()
+            .filter_map(|(app, _)| material_of.app_metadata.get(app).map(|(_, document)| (app, document.as_str())))
+            .collect(),
         template: credential.spec.secret_template.as_ref(),
     };
     secret::render(&input)

@@ -80,6 +80,27 @@ pub fn rotating_condition(status: &SamlAppCredentialStatus, waiting: Option<&Wai
     }
 }
 
+/// The RestartsPending condition after a reconcile that asked for the restart targets' restarts
+/// (`limit`: restarts per minute).
+pub fn restarts_condition(restarts: super::workloads::Restarts, limit: usize) -> ConditionState {
+    match restarts {
+        super::workloads::Restarts::Waiting { ahead, .. } => ConditionState {
+            type_: conditions::RESTARTS_PENDING,
+            status: true,
+            reason: conditions::REASON_WAITING_FOR_TURN,
+            message: format!(
+                "waiting for its turn: {ahead} restart(s) queued ahead (at most {limit} restarts per minute)"
+            ),
+        },
+        super::workloads::Restarts::Done => ConditionState {
+            type_: conditions::RESTARTS_PENDING,
+            status: false,
+            reason: conditions::REASON_RESTARTED,
+            message: "every restart target was restarted for the Secret's content".into(),
+        },
+    }
+}
+
 /// Writes a credential's status during one reconcile, and records each write in the ledger. No
 /// resourceVersion precondition: the reconcile planned from the status samlcred last wrote (the
 /// ledger's, when the cache lags), so there is nothing newer it could overwrite.

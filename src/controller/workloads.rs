@@ -3,6 +3,10 @@
 //! The pod template carries an annotation with a hash of samlcred's Secret data. Setting it changes
 //! the template (so Kubernetes rolls the pods) exactly when the data changes, and checking it on every
 //! Secret write makes a restart missed by a crash happen on the next reconcile.
+//!
+//! Restarts are paced cluster-wide ([`super::pacer`], `--max-restarts-per-minute`): a restart
+//! that must wait for its turn is left for a later reconcile, which finds the pod template still
+//! without the hash and restarts it then ([`Restarts::Waiting`]; status condition RestartsPending).
 
 use super::Context;
 use crate::api::annotations::SECRET_HASH;
@@ -20,15 +24,64 @@ pub fn data_hash(rendered: &Rendered) -> String {
     crate::secret::data_hash(&rendered.data)
 }
 
-/// Sets the hash annotation on each target whose pod template does not carry it yet. A target
-/// that cannot be restarted (missing, 403, any API error) gets a Warning event and the rotation
-/// goes on: one team's broken or forbidden workload must not stop the credential's rotation.
-pub async fn restart_targets(ctx: &Context, credential: &SamlAppCredential, rendered: &Rendered) {
+/// What became of the restarts a Secret write asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restarts {
+    /// Every target runs, or was just restarted for, the Secret's content (or cannot be).
+    Done,
+    /// Some wait for their turn: `ahead` restarts of other credentials go first; come back after
+    /// `retry_in`.
+    Waiting { ahead: usize, retry_in: std::time::Duration },
+}
+
+/// Sets the hash annotation on each target whose pod template does not carry it yet, as far as
+/// the cluster-wide pace allows. A target that cannot be restarted (missing, 403, any API error)
+/// gets a Warning event and the rotation goes on: one team's broken or forbidden workload must not
+/// stop the credential's rotation.
+pub async fn restart_targets(ctx: &Context, credential: &SamlAppCredential, rendered: &Rendered) -> Restarts {
+    restart_for(ctx, credential, &data_hash(rendered), true).await
+}
+
+/// [`restart_targets`] for the Secret whose data hash is `hash`: what a reconcile calls to resume
+/// restarts that waited for their turn (`announce` false: a missing target was announced when
+/// the Secret was written).
+pub async fn restart_for(ctx: &Context, credential: &SamlAppCredential, hash: &str, announce: bool) -> Restarts {
     let namespace = credential.namespace().unwrap_or_default();
-    let hash = data_hash(rendered);
-    for target in &credential.spec.rollout_restart_targets {
+    let key = credential.uid().unwrap_or_else(|| format!("{namespace}/{}", credential.name_any()));
+    let targets = &credential.spec.rollout_restart_targets;
+    let mut due = Vec::new();
+    for target in targets {
         let (api, api_version, kind) = target_api(&ctx.kube, &namespace, target.kind);
-        let (type_, note) = match restart(&api, &api_version, &kind, &target.name, &hash).await {
+        match needs_restart(&api, &target.name, hash).await {
+            Ok(Restart::Current) => {}
+            Ok(Restart::Done) => due.push((target, api, api_version, kind)),
+            Ok(Restart::Missing) if !announce => {}
+            Err(_) if !announce => {}
+            Ok(Restart::Missing) => {
+                let note = format!(
+                    "{kind} {} not found; it will be restarted once it exists and the Secret changes",
+                    target.name
+                );
+                warn(ctx, credential, &note).await;
+            }
+            Err(e) => {
+                warn(
+                    ctx,
+                    credential,
+                    &format!("could not restart {kind} {}: {e}; the rotation goes on without it", target.name),
+                )
+                .await;
+            }
+        }
+    }
+    let count = due.len();
+    for (i, (target, api, api_version, kind)) in due.into_iter().enumerate() {
+        if let super::pacer::Turn::Wait { ahead, retry_in } =
+            ctx.restarts.take(&key, count - i, std::time::Instant::now())
+        {
+            return Restarts::Waiting { ahead, retry_in };
+        }
+        let (type_, note) = match restart(&api, &api_version, &kind, &target.name, hash).await {
             Ok(Restart::Done) => (
                 EventType::Normal,
                 format!(
@@ -51,6 +104,22 @@ pub async fn restart_targets(ctx: &Context, credential: &SamlAppCredential, rend
         }
         ctx.publish(credential, type_, events::ROLLOUT_RESTARTED, &note, "Restart").await;
     }
+    ctx.restarts.leave(&key);
+    Restarts::Done
+}
+
+async fn warn(ctx: &Context, credential: &SamlAppCredential, note: &str) {
+    tracing::warn!(credential = %credential.name_any(), namespace = credential.namespace().unwrap_or_default(), "{note}");
+    ctx.publish(credential, EventType::Warning, events::ROLLOUT_RESTARTED, note, "Restart").await;
+}
+
+/// Whether a target's pod template lacks the hash (`Done` here: it is to be restarted).
+async fn needs_restart(api: &Api<DynamicObject>, name: &str, hash: &str) -> Result<Restart, kube::Error> {
+    let Some(workload) = api.get_opt(name).await? else { return Ok(Restart::Missing) };
+    if workload.data["spec"]["template"]["metadata"]["annotations"][SECRET_HASH].as_str() == Some(hash) {
+        return Ok(Restart::Current);
+    }
+    Ok(Restart::Done)
 }
 
 enum Restart {

@@ -263,8 +263,22 @@ impl OktaClient {
     /// handled as raw JSON, never as a typed copy, so nothing samlcred does not model is lost
     /// or rewritten. Returns the app as Okta answered the PUT; the caller confirms the kid.
     pub async fn activate_key(&self, app_id: &str, kid: &str) -> Result<Application> {
+        self.switch_key(app_id, kid, true).await
+    }
+
+    /// As [`OktaClient::activate_key`], without the PUT when the fresh GET shows that the app
+    /// signs with `kid` already (a step repeated after a crash): the app as that GET showed it.
+    pub async fn ensure_active_key(&self, app_id: &str, kid: &str) -> Result<Application> {
+        self.switch_key(app_id, kid, false).await
+    }
+
+    async fn switch_key(&self, app_id: &str, kid: &str, always: bool) -> Result<Application> {
         let url = self.url(&["api", "v1", "apps", app_id]);
         let current: Value = self.get_json(url.clone(), "GET /api/v1/apps/{appId}").await?;
+        if !always && current.pointer("/credentials/signing/kid").and_then(Value::as_str) == Some(kid) {
+            return serde_json::from_value(current)
+                .map_err(|e| OktaError::UndecodableBody { status: 200, reason: e.to_string() });
+        }
         let body = activation_body(&current, kid)?;
         let answer = self
             .execute(Call {
@@ -318,9 +332,12 @@ impl OktaClient {
         decode(&answer)
     }
 
-    /// `POST /api/v1/apps/{appId}/credentials/keys/{kid}/clone?targetAid=...`. Not retried
-    /// after an unknown outcome, like `generate_key`.
-    pub async fn clone_key(&self, app_id: &str, kid: &str, target_app_id: &str) -> Result<KeyCredential> {
+    /// `POST /api/v1/apps/{appId}/credentials/keys/{kid}/clone?targetAid=...`: the key (same kid
+    /// and certificate) becomes a key of the target app too. Not retried after an unknown
+    /// outcome, like `generate_key`; unlike generate, repeating it is safe, because Okta refuses a
+    /// key the target already holds with a 400 (E0000001, "Key already exists ..."), which is
+    /// [`Cloned::AlreadyThere`], not an error.
+    pub async fn clone_key(&self, app_id: &str, kid: &str, target_app_id: &str) -> Result<Cloned> {
         let mut url = self.url(&["api", "v1", "apps", app_id, "credentials", "keys", kid, "clone"]);
         url.query_pairs_mut().append_pair("targetAid", target_app_id);
         let answer = self
@@ -332,8 +349,12 @@ impl OktaClient {
                 accept: "application/json",
                 idempotency: Idempotency::NotIdempotent,
             })
-            .await?;
-        decode(&answer)
+            .await;
+        match answer {
+            Ok(answer) => Ok(Cloned::Created(Box::new(decode(&answer)?))),
+            Err(err) if is_duplicate_clone(&err) => Ok(Cloned::AlreadyThere),
+            Err(err) => Err(err),
+        }
     }
 
     /// `GET /api/v1/apps/{appId}/sso/saml/metadata?kid=...`: the IdP metadata XML.
@@ -618,6 +639,24 @@ fn check_body(answer: &Answer, accept: &str) -> Result<()> {
         let text = std::str::from_utf8(&answer.body).map_err(|_| undecodable("not UTF-8 text".into()))?;
         if text.trim_start().starts_with('<') { Ok(()) } else { Err(undecodable("not XML".into())) }
     }
+}
+
+/// What [`OktaClient::clone_key`] did.
+#[derive(Debug, Clone)]
+pub enum Cloned {
+    /// Okta answered 201 with the key as the target app now holds it.
+    Created(Box<KeyCredential>),
+    /// The target app held the key already (a clone repeated after a crash).
+    AlreadyThere,
+}
+
+/// Okta's answer to a clone of a key the target already holds: 400, E0000001 "Api validation
+/// failed: cloneKey", cause "Key already exists in the list of key credentials for the target
+/// app." (the spec's ErrorKeyCredentialCloneDuplicateKey). Other validation errors stay errors.
+fn is_duplicate_clone(err: &OktaError) -> bool {
+    let OktaError::Validation { status: 400, body } = err else { return false };
+    body.error_code.as_deref() == Some("E0000001")
+        && body.error_causes.iter().any(|cause| cause.to_ascii_lowercase().contains("already exists"))
 }
 
 fn decode<T: DeserializeOwned>(answer: &Answer) -> Result<T> {

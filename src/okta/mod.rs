@@ -20,7 +20,7 @@ pub mod types;
 
 pub use auth::{Auth, DEFAULT_SCOPES, DpopMode, PrivateKey};
 pub use cert::CertificateInfo;
-pub use client::{OktaClient, OrgConfig, RetryPolicy, check_base_url, install_crypto_provider};
+pub use client::{Cloned, OktaClient, OrgConfig, RetryPolicy, check_base_url, install_crypto_provider};
 pub use error::{ErrorBody, ErrorClass, OktaError};
 pub use ratelimit::{BucketStatus, RateLimiter};
 pub use transport::{MetricsHook, RequestRecord, WriteFence};

@@ -16,7 +16,8 @@
 //! | Okta signs with a kid that is neither active nor pending | `AdoptExternalChange` |
 //! | phase Generating, no pending key, a key created since `startedAt` | `ResumeWithOrphan` |
 //! | phase Generating, no pending key | `Generate` |
-//! | phase Generating, pending key recorded | `Publish` |
+//! | phase Generating, pending key recorded, an additional app without it | `Clone` |
+//! | phase Generating, pending key recorded (and cloned) | `Publish` |
 //! | previous keys past `retainUntil` | `Retire` |
 //! | the Secret differs from what status says | `WriteSecret` |
 //! | phase Activating, or Published and due/approved | `Activate` |
@@ -43,7 +44,13 @@
 //!   that timed out after Okta created the key.
 //! - after the Secret was written by `Publish`, before status said Published: `Publish` again; the
 //!   Secret write is identical, so it changes nothing.
-//! - after phase Activating was recorded, before the PUT: `Activate` again (the PUT is idempotent).
+//! - after a clone, before `clonedTo` reached status: `Clone` again; Okta refuses a second clone
+//!   of the same key with a 400 ("Key already exists"), which counts as done. No key is generated
+//!   for an additional app, so none can be orphaned there.
+//! - after phase Activating was recorded, before the PUT: `Activate` again (the PUT is idempotent;
+//!   an app that already signs with the key is not PUT again). The additional apps are switched
+//!   first and appId last, so a crash between them is still phase Activating with Okta signing
+//!   with the old key on appId: `Activate` again finishes the others.
 //! - after the PUT, before status: Okta signs with the pending kid, so `RecordActivation`.
 //! - after a status change that changes the Secret's content (adopt, activation, retire), before the
 //!   Secret was written: `WriteSecret`. Activation is planned only once the Secret is current, so the
@@ -58,8 +65,8 @@ pub mod window;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::api::{
-    ActivationPolicy, RotationPhase, RotationTrigger, SamlAppCredentialSpec, SamlAppCredentialStatus, conditions,
-    duration,
+    ActivationPolicy, PendingKey, RotationPhase, RotationTrigger, SamlAppCredentialSpec, SamlAppCredentialStatus,
+    conditions, duration,
 };
 use crate::secret::Ownership;
 pub use window::{WindowError, Windows};
@@ -151,11 +158,14 @@ pub enum Plan {
     Generate,
     /// A key generated before a crash: take it as the pending key ([`record::pending`]).
     ResumeWithOrphan { key: ObservedKey },
+    /// Clone the pending key to these additional apps (a 400 "already exists" counts as done),
+    /// then [`record::cloned`]; event KeyCloned.
+    Clone { kid: String, apps: Vec<String> },
     /// Write the Secret with the pending key in its bundle, then [`record::published`]; event
     /// KeyPublished.
     Publish { kid: String },
-    /// [`record::activating`], PUT the app with this kid, then [`record::activation`]; event
-    /// KeyActivated.
+    /// [`record::activating`], PUT each additional app the key was cloned to, then appId, with
+    /// this kid, then [`record::activation`]; event KeyActivated.
     Activate { kid: String },
     /// Drop these previous keys ([`record::retire`]); the Secret follows; event KeyRetired.
     Retire { kids: Vec<String> },
@@ -194,6 +204,7 @@ impl Plan {
         match self {
             Plan::AdoptExternalChange { .. } => Some((EventType::Warning, EXTERNAL_KEY_CHANGE)),
             Plan::Generate | Plan::ResumeWithOrphan { .. } => normal(KEY_GENERATED),
+            Plan::Clone { .. } => normal(KEY_CLONED),
             Plan::Publish { .. } => normal(KEY_PUBLISHED),
             Plan::Activate { .. } | Plan::RecordActivation { .. } => normal(KEY_ACTIVATED),
             Plan::ActivateBeforeRollout { .. } => Some((EventType::Warning, ACTIVATED_BEFORE_ROLLOUT)),
@@ -398,7 +409,10 @@ impl Planner<'_> {
     fn generating(&self) -> Option<Plan> {
         let rotation = self.status.rotation.as_ref().filter(|r| r.phase == RotationPhase::Generating)?;
         Some(match &self.status.pending_key {
-            Some(pending) => Plan::Publish { kid: pending.kid.clone() },
+            Some(pending) => match uncloned(&self.input.spec.additional_app_ids, pending) {
+                apps if apps.is_empty() => Plan::Publish { kid: pending.kid.clone() },
+                apps => self.okta_write(Plan::Clone { kid: pending.kid.clone(), apps }),
+            },
             None => match orphan(self.keys, self.status, rotation.started_at.0) {
                 Some(key) => Plan::ResumeWithOrphan { key: key.clone() },
                 None => self.okta_write(Plan::Generate),
@@ -546,6 +560,35 @@ fn orphan<'k>(
     keys.iter()
         .filter(|key| key.created >= since && !known(&key.kid))
         .min_by(|a, b| (a.created, &a.kid).cmp(&(b.created, &b.kid)))
+}
+
+/// The additional apps the pending key has not been cloned to yet, in spec order.
+fn uncloned(additional: &[String], pending: &PendingKey) -> Vec<String> {
+    additional.iter().filter(|app| !pending.cloned_to.contains(app)).cloned().collect()
+}
+
+/// The additional apps whose metadata the Secret carries, each with a kid of the shared key it
+/// holds (Okta serves an app's metadata only for its own keys): the active kid once samlcred
+/// activated it there, else the pending kid once it was cloned there. Apps in neither state (added
+/// since the last rotation) are left out. In spec order.
+pub fn shared_apps<'a>(additional: &'a [String], status: &'a SamlAppCredentialStatus) -> Vec<(&'a str, &'a str)> {
+    let active = status.active_key.as_ref().map(|key| key.kid.as_str());
+    additional
+        .iter()
+        .filter_map(|app| {
+            let activated = status.additional_apps.iter().find(|a| a.app_id == *app && Some(a.kid.as_str()) == active);
+            let cloned = status.pending_key.as_ref().filter(|pending| pending.cloned_to.contains(app));
+            let kid = activated.map(|a| a.kid.as_str()).or(cloned.map(|pending| pending.kid.as_str()))?;
+            Some((app.as_str(), kid))
+        })
+        .collect()
+}
+
+/// The additional apps an activation of the pending key switches: those it was cloned to that
+/// the spec still names, in spec order.
+pub fn apps_to_activate<'a>(additional: &'a [String], status: &SamlAppCredentialStatus) -> Vec<&'a str> {
+    let Some(pending) = &status.pending_key else { return vec![] };
+    additional.iter().filter(|app| pending.cloned_to.contains(app)).map(String::as_str).collect()
 }
 
 /// `at`, or an earlier retainUntil: the next time something is due.

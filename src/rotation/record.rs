@@ -8,7 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::{ObservedKey, Policy, renewal_time};
 use crate::api::{
-    ActiveKey, PendingKey, PreviousKey, Rotation, RotationPhase, RotationTrigger, SamlAppCredentialStatus,
+    ActiveKey, AdditionalApp, PendingKey, PreviousKey, Rotation, RotationPhase, RotationTrigger,
+    SamlAppCredentialStatus,
 };
 
 /// `at`, truncated to the second.
@@ -115,7 +116,20 @@ pub fn pending(status: &SamlAppCredentialStatus, key: &ObservedKey) -> SamlAppCr
         not_after: time(key.not_after),
         x5t_s256: key.x5t_s256.clone(),
         activate_after: None,
+        cloned_to: Vec::new(),
     });
+    next
+}
+
+/// After [`super::Plan::Clone`]: the pending key is on these additional apps too (kept sorted, so
+/// the same clones give the same status).
+pub fn cloned(status: &SamlAppCredentialStatus, apps: &[String]) -> SamlAppCredentialStatus {
+    let mut next = status.clone();
+    if let Some(pending) = &mut next.pending_key {
+        pending.cloned_to.extend(apps.iter().cloned());
+        pending.cloned_to.sort();
+        pending.cloned_to.dedup();
+    }
     next
 }
 
@@ -142,14 +156,22 @@ pub fn activating(status: &SamlAppCredentialStatus) -> SamlAppCredentialStatus {
 
 /// After Okta confirmed the pending key signs ([`super::Plan::Activate`] or
 /// [`super::Plan::RecordActivation`]): it becomes active, the old active key is retained, the
-/// rotation is over.
+/// rotation is over. The additional apps the key was cloned to sign with it too: appId is switched
+/// last, so when Okta signs with the key on appId, the others do already.
 pub fn activation(
     status: &SamlAppCredentialStatus,
     key: &ObservedKey,
     policy: &Policy,
     now: Timestamp,
 ) -> SamlAppCredentialStatus {
+    let cloned = status.pending_key.as_ref().filter(|p| p.kid == key.kid).map(|p| p.cloned_to.as_slice());
     let mut next = switch_active(status, key, policy, now);
+    if let Some(cloned) = cloned.filter(|apps| !apps.is_empty()) {
+        next.additional_apps.retain(|app| !cloned.contains(&app.app_id));
+        next.additional_apps
+            .extend(cloned.iter().map(|app| AdditionalApp { app_id: app.clone(), kid: key.kid.clone() }));
+        next.additional_apps.sort_by(|a, b| a.app_id.cmp(&b.app_id));
+    }
     next.last_rotation_time = Some(time(now));
     next
 }

@@ -60,6 +60,7 @@ fn pending_of(key: &ObservedKey, activate_after: Option<Timestamp>) -> PendingKe
         not_after: Time(key.not_after),
         x5t_s256: key.x5t_s256.clone(),
         activate_after: activate_after.map(Time),
+        cloned_to: vec![],
     }
 }
 
@@ -807,3 +808,4 @@ fn report_suspended() -> Plan {
 
 // Activation windows, the renewal spread and expiry warnings (issue 14).
 mod lifecycle;
+mod shared;

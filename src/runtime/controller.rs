@@ -62,6 +62,11 @@ pub struct ControllerArgs {
     /// How often Okta is read again when nothing is due (drift detection); jittered. Go syntax.
     #[arg(long, env = "SAMLCRED_OKTA_RESYNC_INTERVAL", default_value = "1h", value_parser = parse_duration)]
     pub okta_resync_interval: Duration,
+    /// At most this many rolloutRestartTargets restarts per minute, across all credentials; the
+    /// others wait for their turn in one queue (their credential's condition RestartsPending
+    /// says so). 0: no limit.
+    #[arg(long, env = "SAMLCRED_MAX_RESTARTS_PER_MINUTE", default_value_t = 0)]
+    pub max_restarts_per_minute: u32,
     /// Allow plain-http Okta URLs on loopback hosts (the simulator, in tests and the demo).
     #[arg(long, env = "SAMLCRED_ALLOW_INSECURE_OKTA_HTTP")]
     pub allow_insecure_okta_http: bool,
@@ -242,6 +247,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         caches: caches.clone(),
         ledger: ledger.clone(),
         org_shares: crate::controller::fairness::OrgShares::new(usize::from(args.concurrency)),
+        restarts: crate::controller::pacer::RestartPacer::new(args.max_restarts_per_minute),
     });
 
     let config = controller::Config::default().concurrency(args.concurrency);

@@ -130,6 +130,7 @@ impl Floor {
             pending: pending.zip(pending_cert.as_ref()).map(|(k, c)| material(k, c)),
             previous: previous.zip(previous_cert.as_ref()).map(|(k, c)| material(k, c)).into_iter().collect(),
             metadata_xml: Some(metadata),
+            app_metadata: vec![],
             template: None,
         };
         let name = secret_name(&cred.name);

@@ -55,18 +55,21 @@ fn waits_need_nothing_and_acting_needs_a_read() {
     {
         assert_eq!(need(&plan, &status), Need::Nothing, "{plan:?}");
     }
-    for plan in
-        [Plan::Generate, Plan::Activate { kid: "b".into() }, Plan::StartRotation { trigger: RotationTrigger::Expiry }]
-    {
+    for plan in [
+        Plan::Generate,
+        Plan::Clone { kid: "b".into(), apps: vec!["0oa2".into()] },
+        Plan::Activate { kid: "b".into() },
+        Plan::StartRotation { trigger: RotationTrigger::Expiry },
+    ] {
         assert_eq!(need(&plan, &status), Need::Read, "{plan:?}");
         assert!(!satisfies(&snapshot(true, None), &Need::Read), "a status-made snapshot cannot act: {plan:?}");
         assert!(satisfies(&snapshot(false, None), &Need::Read));
     }
     assert_eq!(
         need(&Plan::Adopt { key: key("a") }, &SamlAppCredentialStatus::default()),
-        Need::Material(Some("a".into()), None)
+        Need::Material(Some("a".into()), None, vec![])
     );
-    assert_eq!(need(&Plan::WriteSecret, &status), Need::Material(Some("a".into()), None));
+    assert_eq!(need(&Plan::WriteSecret, &status), Need::Material(Some("a".into()), None, vec![]));
 }
 
 #[test]
@@ -75,7 +78,7 @@ fn publishing_needs_metadata_read_since_the_rotation_started() {
     let started = Timestamp::now();
     status = record::start_rotation(&status, RotationTrigger::Manual, None, started);
     assert_eq!(status.rotation.as_ref().unwrap().phase, RotationPhase::Generating);
-    let Need::Material(kid, Some(rotation)) = need(&Plan::Publish { kid: "b".into() }, &status) else {
+    let Need::Material(kid, Some(rotation), _) = need(&Plan::Publish { kid: "b".into() }, &status) else {
         panic!("publishing needs fresh metadata");
     };
     assert_eq!(kid.as_deref(), Some("a"));
@@ -83,14 +86,36 @@ fn publishing_needs_metadata_read_since_the_rotation_started() {
         keys: BTreeMap::new(),
         metadata: Some(("a".into(), "<md/>".into())),
         metadata_rotation: during,
+        app_metadata: BTreeMap::new(),
     };
-    let need = Need::Material(kid.clone(), Some(rotation));
+    let need = Need::Material(kid.clone(), Some(rotation), vec![]);
     let earlier = Some(started - jiff::SignedDuration::from_hours(24 * 300));
     assert!(!satisfies(&snapshot(false, Some(with_metadata(None))), &need), "metadata from before any rotation");
     assert!(!satisfies(&snapshot(false, Some(with_metadata(earlier))), &need), "metadata of an earlier rotation");
     assert!(satisfies(&snapshot(false, Some(with_metadata(Some(rotation)))), &need));
     assert!(!satisfies(&snapshot(true, Some(with_metadata(Some(rotation)))), &need), "a status-made snapshot");
     assert!(!satisfies(&snapshot(false, None), &need), "no material at all");
+
+    // With the pending key cloned to an additional app, publishing needs that app's metadata too.
+    status = record::pending(
+        &status,
+        &crate::rotation::ObservedKey {
+            kid: "b".into(),
+            created: started,
+            not_before: started,
+            not_after: started + jiff::SignedDuration::from_hours(24 * 365),
+            x5t_s256: "t-b".into(),
+        },
+    );
+    status = record::cloned(&status, &["0oa2".into()]);
+    let need = super::need(&Plan::Publish { kid: "b".into() }, &status);
+    assert_eq!(need, Need::Material(Some("a".into()), Some(rotation), vec![("0oa2".into(), "b".into())]));
+    let mut material = with_metadata(Some(rotation));
+    assert!(!satisfies(&snapshot(false, Some(material.clone())), &need), "no metadata of the additional app");
+    material.app_metadata.insert("0oa2".into(), (earlier, "<md/>".into()));
+    assert!(!satisfies(&snapshot(false, Some(material.clone())), &need), "the app's metadata of an earlier rotation");
+    material.app_metadata.insert("0oa2".into(), (Some(rotation), "<md/>".into()));
+    assert!(satisfies(&snapshot(false, Some(material)), &need));
 }
 
 #[test]
