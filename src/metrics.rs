@@ -193,8 +193,11 @@ impl Metrics {
         }
         let current = status.rotation.as_ref().map(|rotation| rotation.phase);
         for phase in [RotationPhase::Generating, RotationPhase::Published, RotationPhase::Activating] {
-            let labels =
-                PhaseLabels { namespace: labels.namespace.clone(), name: labels.name.clone(), phase: phase.to_string() };
+            let labels = PhaseLabels {
+                namespace: labels.namespace.clone(),
+                name: labels.name.clone(),
+                phase: phase.to_string(),
+            };
             self.phase.get_or_create(&labels).set(i64::from(current == Some(phase)));
         }
     }

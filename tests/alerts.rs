@@ -51,8 +51,8 @@ fn promtool(dir: &Path) -> Command {
 fn rendered_rules_pass_promtool_check() {
     for set in [
         &[][..],
-        &["metrics.prometheusRule.expiryWarningDays=3", "metrics.prometheusRule.additionalLabels.team=identity"][..],
-        &["metrics.prometheusRule.disabled={SamlcredOktaRateLimited,SamlcredOktaErrors}"][..],
+        &["metrics.prometheusRule.expiryWarningDays=3", r#"metrics.prometheusRule.additionalLabels.team="identity""#][..],
+        &[r#"metrics.prometheusRule.disabled=["SamlcredOktaRateLimited","SamlcredOktaErrors"]"#][..],
     ] {
         let rules = rule_file(set);
         let dir = workdir(&rules);
@@ -61,7 +61,7 @@ fn rendered_rules_pass_promtool_check() {
         let count = alert_names(&rules).len();
         assert!(text.contains(&format!("SUCCESS: {count} rules found")), "promtool check rules ({set:?}):\n{text}");
     }
-    let fewer = alert_names(&rule_file(&["metrics.prometheusRule.disabled={SamlcredOktaRateLimited}"]));
+    let fewer = alert_names(&rule_file(&[r#"metrics.prometheusRule.disabled=["SamlcredOktaRateLimited"]"#]));
     assert!(!fewer.contains("SamlcredOktaRateLimited") && fewer.len() == alert_names(&rule_file(&[])).len() - 1);
 }
 
@@ -95,7 +95,7 @@ fn every_alert_has_a_test_that_fires_and_one_that_stays_quiet() {
 fn the_unit_tests_fail_when_the_thresholds_change() {
     let rules = rule_file(&[
         "metrics.prometheusRule.expiryWarningDays=5",
-        "metrics.prometheusRule.notReadyFor=30m",
+        r#"metrics.prometheusRule.notReadyFor="30m""#,
         "metrics.prometheusRule.oktaErrorRatio=0.5",
     ]);
     let dir = workdir(&rules);
@@ -106,6 +106,9 @@ fn the_unit_tests_fail_when_the_thresholds_change() {
         assert!(text.contains(&format!("alertname: {alert}")), "no failure of {alert} in:\n{text}");
     }
     for alert in ["SamlcredRotationFailing", "SamlcredOktaRateLimited"] {
-        assert!(!text.contains(&format!("alertname: {alert}")), "{alert} failed although its rule is unchanged:\n{text}");
+        assert!(
+            !text.contains(&format!("alertname: {alert}")),
+            "{alert} failed although its rule is unchanged:\n{text}"
+        );
     }
 }

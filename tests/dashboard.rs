@@ -44,7 +44,10 @@ fn queries(dashboard: &Value) -> Vec<(String, String)> {
         .into_iter()
         .flat_map(|p| {
             p["targets"].as_array().into_iter().flatten().map(move |t| {
-                (format!("{} ({})", p["title"].as_str().unwrap_or("?"), t["refId"]), t["expr"].as_str().unwrap_or("").into())
+                (
+                    format!("{} ({})", p["title"].as_str().unwrap_or("?"), t["refId"]),
+                    t["expr"].as_str().unwrap_or("").into(),
+                )
             })
         })
         .collect()
@@ -172,7 +175,8 @@ fn dashboard_json_is_lint_clean() {
             }
             let expr = target["expr"].as_str().unwrap_or("");
             if metric_names(expr).is_empty() {
-                problems.push(format!("panel {title} {}: the query reads no samlcred metric: {expr:?}", target["refId"]));
+                problems
+                    .push(format!("panel {title} {}: the query reads no samlcred metric: {expr:?}", target["refId"]));
             }
         }
     }
@@ -216,8 +220,8 @@ fn the_chart_ships_the_dashboard_for_the_grafana_sidecar() {
         "templates/grafana-dashboard.yaml",
         &[
             "metrics.grafanaDashboard.enabled=true",
-            "metrics.grafanaDashboard.namespace=grafana",
-            "metrics.grafanaDashboard.annotations.grafana_folder=Operators",
+            r#"metrics.grafanaDashboard.namespace="grafana""#,
+            r#"metrics.grafanaDashboard.annotations.grafana_folder="Operators""#,
         ],
     );
     let map: Value = serde_saphyr::from_str(&yaml).unwrap();
@@ -303,14 +307,17 @@ async fn every_query_finds_its_metrics_after_a_rotation() {
     })
     .await
     .expect("a pending key");
-    let phase = |p: &str, v: u8| format!("samlcred_credential_rotation_phase{{namespace=\"{ns}\",name=\"watched\",phase=\"{p}\"}} {v}");
+    let phase = |p: &str, v: u8| {
+        format!("samlcred_credential_rotation_phase{{namespace=\"{ns}\",name=\"watched\",phase=\"{p}\"}} {v}")
+    };
     let mid = wait_for("the Published phase in /metrics", LONG, || scrape(phase("Published", 1))).await;
     assert!(mid.contains(&phase("Generating", 0)) && mid.contains(&phase("Activating", 0)), "{mid}");
 
     world.annotate("watched", "samlcred.io/activate", &pending).await;
-    let text =
-        wait_for("the completed rotation in /metrics", LONG, || scrape("samlcred_rotations_total{result=\"succeeded\"} 1".into()))
-            .await;
+    let text = wait_for("the completed rotation in /metrics", LONG, || {
+        scrape("samlcred_rotations_total{result=\"succeeded\"} 1".into())
+    })
+    .await;
     assert!(text.contains(&phase("Published", 0)), "no phase once the rotation is done:\n{text}");
     let samples = samples(&text);
     let exported: BTreeSet<&str> = samples.keys().map(|s| metric_of(s)).collect();
@@ -330,7 +337,11 @@ async fn every_query_finds_its_metrics_after_a_rotation() {
             }
         }
     }
-    assert!(missing.is_empty(), "metrics the dashboard reads but samlcred does not export:\n  {}\n{text}", missing.join("\n  "));
+    assert!(
+        missing.is_empty(),
+        "metrics the dashboard reads but samlcred does not export:\n  {}\n{text}",
+        missing.join("\n  ")
+    );
 
     // Prometheus's engine over those samples (held for 10 minutes): each panel query, as an alert
     // `count(query)`, fires, i.e. finds data, matchers and groupings included.
@@ -351,7 +362,8 @@ async fn every_query_finds_its_metrics_after_a_rotation() {
     let test = json!({"rule_files": ["queries.yaml"], "evaluation_interval": "1m",
         "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": cases}]});
     std::fs::write(dir.join("queries.test.yaml"), test.to_string()).unwrap();
-    let out = tools::output(Command::new(tool("promtool")).current_dir(&dir).args(["test", "rules", "queries.test.yaml"]));
+    let out =
+        tools::output(Command::new(tool("promtool")).current_dir(&dir).args(["test", "rules", "queries.test.yaml"]));
     if !out.status.success() {
         let report = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
         let empty: Vec<String> = panel_queries

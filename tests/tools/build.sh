@@ -29,7 +29,11 @@ if ! [ -x "$bin" ]; then
   export CGO_ENABLED=0 GOFLAGS=-mod=mod
   version=$(awk -v m="${pkg%/cmd/*}" '$1 == m {print $2}' "$mod/go.mod")
   ldflags="-s -w"
+  tags=()
   if [ "$name" = promtool ]; then
+    # Prometheus's own build tag for a build without its service discoveries (the cloud SDKs are most
+    # of the build): checking and unit-testing rules needs none of them.
+    tags=(-tags remove_all_sd)
     # Prometheus 3.x is published as Go module v0.3MM.P (v0.316.0 is Prometheus 3.16.0). Built from
     # the module there is no git tree, so stamp the version as Prometheus's own build (promu) does.
     minor=$(echo "$version" | cut -d. -f2); patch=$(echo "$version" | cut -d. -f3)
@@ -39,7 +43,7 @@ if ! [ -x "$bin" ]; then
   start=$(date +%s)
   echo "build.sh: building $name $version into $root (once per machine)" >&2
   rm -rf "$root.partial"; mkdir -p "$root.partial/bin"
-  (cd "$mod" && go build -trimpath -ldflags "$ldflags" -o "$root.partial/bin/$name" "$pkg")
+  (cd "$mod" && go build -trimpath "${tags[@]}" -ldflags "$ldflags" -o "$root.partial/bin/$name" "$pkg")
   rm -rf "$root"; mv "$root.partial" "$root"
   echo "build.sh: built $name in $(( $(date +%s) - start ))s" >&2
 fi

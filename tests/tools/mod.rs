@@ -48,7 +48,7 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
-/// `helm template` of the chart with `--set` values, only the named template.
+/// `helm template` of the chart with `--set-json` values (`key=<JSON>`), only the named template.
 pub fn render(show_only: &str, set: &[&str]) -> String {
     let dir = scratch("helm");
     let mut cmd = Command::new(helm());
@@ -59,7 +59,7 @@ pub fn render(show_only: &str, set: &[&str]) -> String {
         .arg(Path::new(ROOT).join("charts/samlcred"))
         .args(["--namespace", "monitoring", "--show-only", show_only]);
     for s in set {
-        cmd.args(["--set", s]);
+        cmd.args(["--set-json", s]);
     }
     String::from_utf8(run(&mut cmd).stdout).unwrap()
 }
@@ -68,8 +68,11 @@ pub fn render(show_only: &str, set: &[&str]) -> String {
 pub fn scratch(name: &str) -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("{name}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst)));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
