@@ -48,7 +48,8 @@ fn scripts(workflow: &Value) -> String {
 /// (`apt-get install shellcheck`); without it, it checks everything else.
 #[test]
 fn actionlint_passes_the_release_workflow() {
-    let shellcheck = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|d| d.join("shellcheck").is_file());
+    let shellcheck =
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|d| d.join("shellcheck").is_file());
     eprintln!("actionlint {}", if shellcheck { "with shellcheck" } else { "without shellcheck (not installed)" });
     let out = output(Command::new(tool("actionlint")).current_dir(ROOT).args(["-no-color", WORKFLOW]));
     assert!(
