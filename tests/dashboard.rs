@@ -146,8 +146,9 @@ fn dashboard_json_is_lint_clean() {
         if x < 0 || y < 0 || w < 1 || h < 1 || x + w > 24 {
             problems.push(format!("panel {title}: gridPos {g} does not fit the 24-column grid"));
         }
-        for (other, [ox, oy, ow, oh]) in &boxes {
-            if x < ox + ow && ox < &(x + w) && y < oy + oh && oy < &(y + h) {
+        for (other, area) in &boxes {
+            let [ox, oy, ow, oh] = *area;
+            if x < ox + ow && ox < x + w && y < oy + oh && oy < y + h {
                 problems.push(format!("panels {other} and {title} overlap"));
             }
         }

@@ -130,10 +130,9 @@ fn every_reference_of_the_workflow_resolves() {
     assert!(files.contains("tests/tools/build.sh") && files.contains("charts/samlcred/Chart.yaml"), "{files:?}");
     // Outputs of make image that the workflow uses are the ones scripts/image.sh documents.
     let image_script = read("scripts/image.sh");
-    for output in ["target/image/oci"] {
-        assert!(text.contains(output), "the workflow pushes {output}");
-        assert!(image_script.contains(&format!("#   {output}/")), "scripts/image.sh does not write {output}");
-    }
+    let layout = "target/image/oci";
+    assert!(text.contains(layout), "the workflow pushes {layout}");
+    assert!(image_script.contains(&format!("#   {layout}/")), "scripts/image.sh does not write {layout}");
 
     // Versions pinned in the workflow are the ones this repository builds and tests with.
     let env = &wf["env"];
