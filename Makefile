@@ -3,10 +3,11 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test demo kube sp okta-sdk deny fmt-check clippy unit crds deploy docs bench bench-scale bench-scale-limits install-plugin clean-testenv
+.PHONY: test demo kube sp okta-sdk tools promtool crane actionlint alerts image image-dev deny fmt-check clippy unit crds deploy docs bench bench-scale bench-scale-limits install-plugin clean-testenv
 
-## test: every check CI runs (fmt, clippy, cargo-deny, unit and integration tests); builds what it needs first.
-test: kube sp okta-sdk fmt-check clippy deny unit
+## test: every check CI runs (fmt, clippy, cargo-deny, unit and integration tests, among them the alerts'
+## promtool tests, the dashboard's, the image's and the release workflow's); builds what it needs first.
+test: kube sp okta-sdk tools fmt-check clippy deny image-dev unit
 
 ## kube: build etcd, kube-apiserver, kube-controller-manager, kubectl and helm once per machine.
 kube:
@@ -20,6 +21,24 @@ sp:
 okta-sdk:
 	bash tests/okta-sdk/setup.sh >/dev/null
 
+## tools: promtool, crane and actionlint, each built from its pinned Go module (tests/tools/NAME) once per machine.
+tools: promtool crane actionlint
+promtool crane actionlint:
+	bash tests/tools/build.sh $@ >/dev/null
+
+## alerts: the chart's PrometheusRule through `promtool check rules` and its unit tests (`promtool test rules`).
+alerts: kube promtool
+	SAMLCRED_KUBE_BIN="$$(bash tests/kube/build.sh)" $(CARGO) test --locked --test alerts
+
+## image: the operator image without a Docker engine: a static release samlcred in a minimal OCI image
+## (no shell, user 65532) assembled by crane, as target/image/oci and target/image/samlcred-VERSION-ARCH.tar.
+image: crane
+	CARGO="$(CARGO)" VERSION="$(VERSION)" bash scripts/image.sh
+
+## image-dev: the same image from a debug build (quicker) in target/image-dev, for tests/image.rs in make test.
+image-dev: crane
+	CARGO="$(CARGO)" PROFILE=dev OUT=target/image-dev bash scripts/image.sh
+
 ## deny: cargo-deny (pinned, installed once per machine) checks licenses, bans, sources and advisories
 ## (offline, from the RustSec snapshot in ../shared/advisory-db), and that samlcred links no rsa.
 deny:
@@ -31,9 +50,11 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-unit: kube sp okta-sdk
+unit: kube sp okta-sdk tools image-dev
 	SAMLCRED_KUBE_BIN="$$(bash tests/kube/build.sh)" SAMLCRED_SP_PYTHON="$$(bash tests/sp/setup.sh)" \
 		SAMLCRED_OKTA_SDK_PYTHON="$$(bash tests/okta-sdk/setup.sh)" \
+		SAMLCRED_PROMTOOL="$$(bash tests/tools/build.sh promtool)" SAMLCRED_CRANE="$$(bash tests/tools/build.sh crane)" \
+		SAMLCRED_ACTIONLINT="$$(bash tests/tools/build.sh actionlint)" \
 		$(CARGO) test --workspace --locked --no-fail-fast
 
 ## demo: run samlcred's main job locally (control plane + Okta simulator); Ctrl-C stops it.

@@ -1,6 +1,6 @@
 //! The Prometheus metrics of DESIGN.md section 6, and the hook the Okta client feeds.
 
-use crate::api::{SamlAppCredential, SamlAppCredentialStatus, conditions};
+use crate::api::{RotationPhase, SamlAppCredential, SamlAppCredentialStatus, conditions};
 use crate::okta::{MetricsHook, RequestRecord};
 use kube::ResourceExt;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -25,6 +25,13 @@ struct ReadyLabels {
     namespace: String,
     name: String,
     condition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    namespace: String,
+    name: String,
+    phase: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,6 +66,7 @@ pub struct Metrics {
     not_after: Family<CredentialLabels, FloatGauge>,
     renewal: Family<CredentialLabels, FloatGauge>,
     ready: Family<ReadyLabels, Gauge>,
+    phase: Family<PhaseLabels, Gauge>,
     rotations: Family<ResultLabels, Counter>,
     reconcile_duration: Histogram,
     reconcile_errors: Family<ReasonLabels, Counter>,
@@ -74,6 +82,7 @@ impl Default for Metrics {
             not_after: Family::default(),
             renewal: Family::default(),
             ready: Family::default(),
+            phase: Family::default(),
             rotations: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             reconcile_errors: Family::default(),
@@ -93,6 +102,11 @@ impl Default for Metrics {
             metrics.renewal.clone(),
         );
         registry.register("samlcred_credential_ready", "1 when the condition is True", metrics.ready.clone());
+        registry.register(
+            "samlcred_credential_rotation_phase",
+            "1 for the phase of the rotation under way, 0 for the other phases",
+            metrics.phase.clone(),
+        );
         registry.register("samlcred_rotations", "Rotations by result", metrics.rotations.clone());
         registry.register(
             "samlcred_reconcile_duration_seconds",
@@ -176,6 +190,15 @@ impl Metrics {
                 condition: condition.into(),
             };
             self.ready.get_or_create(&labels).set(i64::from(value));
+        }
+        let current = status.rotation.as_ref().map(|rotation| rotation.phase);
+        for phase in [RotationPhase::Generating, RotationPhase::Published, RotationPhase::Activating] {
+            let labels = PhaseLabels {
+                namespace: labels.namespace.clone(),
+                name: labels.name.clone(),
+                phase: phase.to_string(),
+            };
+            self.phase.get_or_create(&labels).set(i64::from(current == Some(phase)));
         }
     }
 }

@@ -255,7 +255,11 @@ fn lint_is_clean_in_every_mode() {
     for set in [
         &[][..],
         &["watchNamespaces={a,b}", "clusterResourceNamespace=c"],
-        &["metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true"],
+        &[
+            "metrics.serviceMonitor.enabled=true",
+            "metrics.prometheusRule.enabled=true",
+            "metrics.grafanaDashboard.enabled=true",
+        ],
     ] {
         let mut cmd = helm();
         cmd.args(["lint", "--strict"]).arg(chart());
@@ -488,10 +492,18 @@ async fn monitoring_rendering_passes_a_server_dry_run() {
             "metrics.serviceMonitor.enabled=true",
             "metrics.prometheusRule.enabled=true",
             "metrics.prometheusRule.expiryWarningDays={45,21}",
+            "metrics.grafanaDashboard.enabled=true",
         ],
     ));
     let monitor = find(&objects, "ServiceMonitor", &full);
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["honorLabels"], true,
+        "the credential's namespace label, not the target's"
+    );
+    let dashboard = find(&objects, "ConfigMap", &format!("{full}-dashboard"));
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert!(dashboard["data"]["samlcred.json"].as_str().unwrap().contains("samlcred_credential_ready"));
     let rule = find(&objects, "PrometheusRule", &full);
     let alerts: Vec<&str> =
         rule["spec"]["groups"][0]["rules"].as_array().unwrap().iter().map(|r| r["alert"].as_str().unwrap()).collect();
