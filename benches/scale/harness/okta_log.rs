@@ -104,19 +104,29 @@ pub fn mean_and_peak(bins: &[usize]) -> (f64, usize) {
 /// Splits app calls into those a credential's resync schedule explains and the rest. Each
 /// credential resyncs at its turns: its phase of the interval (from its uid, as samlcred's
 /// [`samlcred::controller::cache::Phases`] assigns them), then every interval, counted from the
-/// epoch. A call within `slack` after one of its app's turns is scheduled.
+/// epoch. A call within `slack` after one of its app's turns is scheduled, except, with
+/// `after_first`, an app's first call of the window (an adoption's first read is no resync).
 pub fn by_schedule(
     calls: &[&Call],
     uids_by_app: &HashMap<String, String>,
     interval: std::time::Duration,
     slack: SignedDuration,
+    after_first: bool,
 ) -> (usize, usize) {
     let phases = samlcred::controller::cache::Phases::default();
     for uid in uids_by_app.values() {
         phases.insert(uid);
     }
     let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX).max(1);
+    let mut first: HashMap<&str, Timestamp> = HashMap::new();
+    for call in calls {
+        let at = first.entry(call.app.as_deref().unwrap_or("")).or_insert(call.at);
+        *at = (*at).min(call.at);
+    }
     let scheduled = |call: &&&Call| {
+        if after_first && first.get(call.app.as_deref().unwrap_or("")) == Some(&call.at) {
+            return false;
+        }
         let Some(phase) = call.app.as_ref().and_then(|app| uids_by_app.get(app)).and_then(|uid| phases.of(uid)) else {
             return false;
         };

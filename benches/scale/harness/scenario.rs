@@ -95,7 +95,7 @@ async fn phases(plane: &'static testenv::ControlPlane, config: &Config) -> Resul
     fleet::delete(&run.cluster, &run.sim, &floor_fleet).await?;
     let mut controller = {
         let _phase = phases.start("adoption");
-        adoption_phase(&mut run, &fleet, &floor).await?
+        adoption_phase(&mut run, config, &fleet, &floor).await?
     };
     let mut settled = fleet.creds.clone();
     if config.latency_samples > 0 {

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// How late after its turn a resync may still be counted as the schedule's.
-const SCHEDULE_SLACK: SignedDuration = SignedDuration::from_secs(5);
+pub const SCHEDULE_SLACK: SignedDuration = SignedDuration::from_secs(5);
 
 /// Restarts the controller on the settled fleet; returns it, and its usage after the window.
 pub async fn restart_phase(run: &mut Run, config: &Config, settled: &Fleet) -> Result<(Controller, Usage)> {
@@ -32,7 +32,7 @@ pub async fn restart_phase(run: &mut Run, config: &Config, settled: &Fleet) -> R
     // n * window / interval of them resync in the window anyway: those calls are the schedule's,
     // not the restart's.
     let (scheduled, off) =
-        okta_log::by_schedule(&window.refs(), &run.watch.uids_by_app(), config.okta_resync, SCHEDULE_SLACK);
+        okta_log::by_schedule(&window.refs(), &run.watch.uids_by_app(), config.okta_resync, SCHEDULE_SLACK, false);
     let expected = n as f64 * config.restart_window.as_secs_f64() / config.okta_resync.as_secs_f64();
     let r = &mut run.report;
     r.section("restart");
