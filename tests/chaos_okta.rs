@@ -1,0 +1,256 @@
+//! The Okta fault matrix (issue 13, part 4): a real `samlcred controller` rotating a key while the
+//! simulator misbehaves in the middle of the rotation. 429 storms (with a Reset at the window's end,
+//! in the past, and far ahead), 5xx, answers lost after Okta did the work (generate and PUT),
+//! truncated and garbage bodies, the API token revoked and restored, DPoP nonces rotated, and
+//! connections refused. Each prints the operator's call rate during the fault and the time it took
+//! to finish the rotation after the fault was lifted; each checks that exactly one key was generated
+//! and that the call rate stayed bounded.
+//!
+//! Size: CHAOS_STORM_SECONDS (default 3; `make chaos` sets 20), how long each fault lasts.
+
+mod support;
+
+use jiff::SignedDuration;
+use okta_sim::{Fault, FaultKind, OAuthClient, RateLimitOverride, SeededApp};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use support::chaos::{Gate, Rotating, converged, size};
+use support::{ControllerProcess, World, ec_key, wait_for};
+
+const LONG: Duration = Duration::from_secs(180);
+
+/// Okta calls per second the operator may make during a fault, retries included: the client's
+/// in-place attempts (4, backed off) and the reconciler's backoff keep it far below this.
+const MAX_RATE: f64 = 3.0;
+
+fn storm() -> Duration {
+    Duration::from_secs(size("CHAOS_STORM_SECONDS", 3))
+}
+
+/// One rotating credential `c` (Automatic, published a few seconds before it activates) under a
+/// controller of its own.
+struct Case {
+    world: World,
+    app: SeededApp,
+    rotating: Rotating,
+    controller: ControllerProcess,
+}
+
+impl Case {
+    async fn start(prefix: &str, org: &str) -> Case {
+        let world = World::new(prefix).await;
+        Case::start_in(world, org).await
+    }
+
+    async fn start_in(world: World, org: &str) -> Case {
+        let app = world.seed_app(SignedDuration::from_hours(24 * 10));
+        let spec = json!({"orgRef": {"name": org}, "activation": {"delay": "2s"}, "retainPrevious": "1s"});
+        world.create_credential("c", &app.id, spec).await;
+        let controller = world.start_controller(&[]);
+        let rotating =
+            Rotating { name: "c".into(), app_id: app.id.clone(), old_kid: app.kids[0].clone(), manual: false };
+        Case { world, app, rotating, controller }
+    }
+
+    /// Waits until the new key is published (and not yet active): the middle of the rotation.
+    async fn published(&self) {
+        wait_for("the new key to be published", LONG, || async {
+            self.world.credential("c").await.status?.pending_key.map(|_| ())
+        })
+        .await;
+    }
+
+    /// A fault on every call about the app, until lifted.
+    fn every_call(&self, kind: FaultKind) -> Fault {
+        Fault { method: None, path_prefix: format!("/api/v1/apps/{}", self.app.id), count: u32::MAX, kind }
+    }
+
+    /// Runs `lift` after the storm; returns (calls per second during it, recovery after it).
+    async fn storm(&mut self, lift: impl FnOnce(&World)) -> (f64, Duration) {
+        let requests = self.controller.okta_requests();
+        let began = Instant::now();
+        while began.elapsed() < storm() {
+            assert!(self.controller.running(), "the controller died: {}", self.controller.log_text());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let rate = (self.controller.okta_requests() - requests) / began.elapsed().as_secs_f64();
+        lift(&self.world);
+        (rate, self.recovered().await)
+    }
+
+    /// Time until the rotation is complete.
+    async fn recovered(&self) -> Duration {
+        let lifted = Instant::now();
+        wait_for("the rotation to complete after the fault", LONG, || async {
+            converged(&self.world, &self.rotating).await.then_some(())
+        })
+        .await;
+        lifted.elapsed()
+    }
+
+    /// Prints the figures and checks them: bounded retries, exactly one key, still running.
+    async fn report(&mut self, fault: &str, rate: f64, recovery: Duration) {
+        let keys = self.world.sim.keys(&self.app.id).len();
+        println!(
+            "okta fault {fault}: storm={}s calls_per_s={rate:.2} recovery={:.1}s keys_generated={} \
+             (target: calls_per_s <= {MAX_RATE}, 1 key)",
+            storm().as_secs(),
+            recovery.as_secs_f64(),
+            keys - 1
+        );
+        assert_eq!(keys, 2, "{fault}: exactly one key generated");
+        assert!(rate <= MAX_RATE, "{fault}: {rate:.2} calls/s during the fault");
+        assert!(self.controller.running(), "{fault}: {}", self.controller.log_text());
+        self.controller.save_metrics();
+        support::secret_scan::assert_clean(&self.world, fault, &[]).await;
+    }
+}
+
+/// Answers 429 with `X-Rate-Limit-Remaining: 0` and this Reset on every call about the app.
+async fn rate_limit_storm(prefix: &str, fault: &str, reset: i64) {
+    let mut case = Case::start(prefix, "acme").await;
+    case.published().await;
+    let values = RateLimitOverride {
+        limit: Some("100".into()),
+        remaining: Some("0".into()),
+        reset: Some(reset.to_string()),
+        refuse: true,
+    };
+    case.world.sim.inject_fault(case.every_call(FaultKind::RateLimitHeaders(values)));
+    let (rate, recovery) = case.storm(|w| w.sim.clear_faults()).await;
+    case.report(fault, rate, recovery).await;
+}
+
+fn now_s() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+#[tokio::test]
+async fn a_429_storm() {
+    rate_limit_storm("chaos-429", "429-storm(reset-at-end)", now_s() + storm().as_secs() as i64).await;
+}
+
+#[tokio::test]
+async fn a_429_storm_with_a_reset_in_the_past() {
+    rate_limit_storm("chaos-429-past", "429-storm(reset-in-past)", now_s() - 3600).await;
+}
+
+#[tokio::test]
+async fn a_429_storm_with_a_reset_far_ahead() {
+    rate_limit_storm("chaos-429-far", "429-storm(reset-10y-ahead)", now_s() + 10 * 365 * 86_400).await;
+}
+
+#[tokio::test]
+async fn server_errors() {
+    let mut case = Case::start("chaos-5xx", "acme").await;
+    case.published().await;
+    let kind =
+        FaultKind::Status { status: 503, error_code: "E0000009".into(), summary: "Internal Server Error".into() };
+    case.world.sim.inject_fault(case.every_call(kind));
+    let (rate, recovery) = case.storm(|w| w.sim.clear_faults()).await;
+    case.report("503", rate, recovery).await;
+}
+
+#[tokio::test]
+async fn truncated_and_garbage_bodies() {
+    for (prefix, fault, kind) in [
+        ("chaos-trunc", "truncated-bodies", FaultKind::TruncatedBody),
+        ("chaos-html", "garbage(html)-bodies", FaultKind::NonJsonBody),
+    ] {
+        let mut case = Case::start(prefix, "acme").await;
+        case.published().await;
+        case.world.sim.inject_fault(case.every_call(kind));
+        let (rate, recovery) = case.storm(|w| w.sim.clear_faults()).await;
+        case.report(fault, rate, recovery).await;
+    }
+}
+
+/// Okta does the work, and the answer is lost (the connection is reset, or cut half-way): the
+/// operator must find the key it generated, or the switch it made, instead of doing it again.
+#[tokio::test]
+async fn answers_lost_after_okta_did_the_work() {
+    for (method, suffix, kind, fault) in [
+        ("POST", "/credentials/keys/generate", FaultKind::ConnectionReset, "generate-answer-reset"),
+        ("POST", "/credentials/keys/generate", FaultKind::TruncatedBody, "generate-answer-truncated"),
+        ("PUT", "", FaultKind::ConnectionReset, "put-answer-reset"),
+        ("PUT", "", FaultKind::TruncatedBody, "put-answer-truncated"),
+    ] {
+        let world = World::new("chaos-lost").await;
+        let app = world.seed_app(SignedDuration::from_hours(24 * 10));
+        let path_prefix = format!("/api/v1/apps/{}{suffix}", app.id);
+        world.sim.inject_fault(Fault { method: Some(method.parse().unwrap()), path_prefix, count: 1, kind });
+        let spec = json!({"activation": {"delay": "1s"}, "retainPrevious": "1s"});
+        world.create_credential("c", &app.id, spec).await;
+        let started = Instant::now();
+        let controller = world.start_controller(&[]);
+        let rotating =
+            Rotating { name: "c".into(), app_id: app.id.clone(), old_kid: app.kids[0].clone(), manual: false };
+        let mut case = Case { world, app, rotating, controller };
+        let recovery = case.recovered().await;
+        let calls = case.controller.okta_requests() / started.elapsed().as_secs_f64();
+        case.report(fault, calls, recovery).await;
+    }
+}
+
+#[tokio::test]
+async fn the_api_token_revoked_mid_rotation_then_restored() {
+    let mut case = Case::start("chaos-401", "acme").await;
+    case.published().await;
+    case.world.sim.revoke_api_token(support::TOKEN);
+    let (rate, recovery) = case.storm(|w| w.sim.add_api_token(support::TOKEN)).await;
+    case.report("401(token-revoked-then-restored)", rate, recovery).await;
+}
+
+#[tokio::test]
+async fn dpop_nonces_rotated_mid_rotation() {
+    let world = World::new("chaos-dpop").await;
+    let (pem, jwk) = ec_key();
+    let scopes = vec!["okta.apps.read".into(), "okta.apps.manage".into()];
+    world.sim.add_oauth_client(OAuthClient {
+        client_id: "0oa-chaos".into(),
+        public_jwk: jwk,
+        scopes,
+        require_dpop: true,
+    });
+    world
+        .apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "okta-svc-key"}, "stringData": {"private.pem": pem}}))
+        .await;
+    world
+        .apply(json!({
+            "apiVersion": "samlcred.io/v1alpha1", "kind": "OktaOrg", "metadata": {"name": "oauth"},
+            "spec": {"url": world.sim.base_url(), "auth": {"oauth": {
+                "clientId": "0oa-chaos", "privateKeySecretRef": {"name": "okta-svc-key", "key": "private.pem"}
+            }}}
+        }))
+        .await;
+    let mut case = Case::start_in(world, "oauth").await;
+    case.published().await;
+    // Nonces and tokens forgotten every second of the storm: each call may meet a 401 and each token
+    // request a `use_dpop_nonce`.
+    let tokens = |w: &World| w.sim.calls().iter().filter(|c| c.path == "/oauth2/v1/token").count();
+    let before = tokens(&case.world);
+    let requests = case.controller.okta_requests();
+    let began = Instant::now();
+    while began.elapsed() < storm() {
+        case.world.sim.rotate_dpop_nonces();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let rate = (case.controller.okta_requests() - requests) / began.elapsed().as_secs_f64();
+    let recovery = case.recovered().await;
+    println!("okta fault dpop-nonce-rotation: token requests during it {}", tokens(&case.world) - before);
+    case.report("dpop-nonce-rotation", rate, recovery).await;
+}
+
+#[tokio::test]
+async fn connections_refused_mid_rotation() {
+    let world = World::new("chaos-refused").await;
+    let gate = Gate::open(&world.sim.base_url()).await;
+    let url = gate.url();
+    let spec = json!({"url": url, "auth": {"apiToken": {"secretRef": {"name": "okta-token", "key": "token"}}}});
+    world.apply(json!({"apiVersion": "samlcred.io/v1alpha1", "kind": "OktaOrg", "metadata": {"name": "gated"}, "spec": spec})).await;
+    let mut case = Case::start_in(world, "gated").await;
+    case.published().await;
+    gate.close();
+    let (rate, recovery) = case.storm(|_| gate.reopen()).await;
+    case.report("connection-refused", rate, recovery).await;
+}
