@@ -11,7 +11,7 @@ use jiff::SignedDuration;
 use okta_sim::{RateLimits, SimConfig};
 use serde_json::json;
 use std::time::{Duration, Instant};
-use support::chaos::{Rotating, Sampler, converged, quantile, size};
+use support::chaos::{Rotating, Sampler, all_converged, quantile, size};
 use support::{World, wait_for};
 
 const LONG: Duration = Duration::from_secs(180);
@@ -52,13 +52,8 @@ async fn api_server_and_etcd_restarts_mid_rotation_lose_no_step() {
                 .unwrap_or_else(|e| panic!("restarting {component}: {e:#}"));
             let back = Instant::now();
             outages.push(outage);
-            wait_for(&format!("the rotations to complete after {component} came back"), LONG, || async {
-                for r in &rotating {
-                    if !converged(&world, r).await {
-                        return None;
-                    }
-                }
-                Some(())
+            wait_for(&format!("the rotations to complete after {component} came back"), LONG, || {
+                all_converged(&world, &rotating)
             })
             .await;
             recoveries.push(back.elapsed());

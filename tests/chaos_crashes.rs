@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::chaos::{Rotating, Sampler, converged, quantile, size};
+use support::chaos::{Rotating, Sampler, all_converged, quantile, rotation_done, size};
 use support::{World, wait_for};
 
 const LONG: Duration = Duration::from_secs(120);
@@ -31,13 +31,9 @@ async fn phase(world: &World, r: &Rotating) -> &'static str {
         (_, false, false, _) => "generated-not-recorded",
         (_, true, false, _) => "published",
         (_, _, true, false) => "activated-not-recorded",
-        _ if converged_now(&status) => "done",
+        _ if rotation_done(&status) => "done",
         _ => "activated",
     }
-}
-
-fn converged_now(status: &samlcred::api::SamlAppCredentialStatus) -> bool {
-    status.rotation.is_none() && status.previous_keys.is_empty() && status.last_rotation_time.is_some()
 }
 
 /// Approves (`samlcred.io/activate`) the pending key of every Manual credential, as a person would,
@@ -100,12 +96,7 @@ async fn random_kills_during_rotations_lose_no_invariant_and_duplicate_no_key() 
         let restarted = Instant::now();
         wait_for(&format!("trial {t} to converge after its last kill (seed {seed})"), LONG, || async {
             approve_pending(&world, &trial).await;
-            for r in &trial {
-                if !converged(&world, r).await {
-                    return None;
-                }
-            }
-            Some(())
+            all_converged(&world, &trial).await
         })
         .await;
         converge.push(restarted.elapsed());

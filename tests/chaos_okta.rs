@@ -11,11 +11,11 @@
 mod support;
 
 use jiff::SignedDuration;
-use okta_sim::{Fault, FaultKind, OAuthClient, RateLimitOverride, SeededApp};
+use okta_sim::{Fault, FaultKind, RateLimitOverride, SeededApp};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use support::chaos::{Gate, Rotating, converged, size};
-use support::{ControllerProcess, World, ec_key, wait_for};
+use support::{ControllerProcess, World, wait_for};
 
 const LONG: Duration = Duration::from_secs(180);
 
@@ -221,25 +221,7 @@ async fn the_api_token_revoked_mid_rotation_then_restored() {
 #[tokio::test]
 async fn dpop_nonces_rotated_mid_rotation() {
     let world = World::new("chaos-dpop").await;
-    let (pem, jwk) = ec_key();
-    let scopes = vec!["okta.apps.read".into(), "okta.apps.manage".into()];
-    world.sim.add_oauth_client(OAuthClient {
-        client_id: "0oa-chaos".into(),
-        public_jwk: jwk,
-        scopes,
-        require_dpop: true,
-    });
-    world
-        .apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "okta-svc-key"}, "stringData": {"private.pem": pem}}))
-        .await;
-    world
-        .apply(json!({
-            "apiVersion": "samlcred.io/v1alpha1", "kind": "OktaOrg", "metadata": {"name": "oauth"},
-            "spec": {"url": world.sim.base_url(), "auth": {"oauth": {
-                "clientId": "0oa-chaos", "privateKeySecretRef": {"name": "okta-svc-key", "key": "private.pem"}
-            }}}
-        }))
-        .await;
+    world.add_oauth_org("oauth", "0oa-chaos").await;
     let mut case = Case::start_in(world, "oauth").await;
     case.published().await;
     // Nonces and tokens forgotten every second of the storm: each call may meet a 401 and each token
@@ -270,4 +252,35 @@ async fn connections_refused_mid_rotation() {
     gate.close();
     let (rate, recovery) = case.storm(|_| gate.reopen()).await;
     case.report("connection-refused", rate, recovery).await;
+}
+
+/// The scan finds what it looks for: a token planted in an Event, and a line of the namespace's
+/// private key planted in a file named as a controller log, are both hits (then removed, so the
+/// World's own scan at its end passes).
+#[tokio::test]
+async fn the_secret_scan_finds_planted_secrets() {
+    let world = World::new("chaos-scan").await;
+    world.add_oauth_org("oauth", "0oa-scan").await;
+    let key = support::secret_text(&world.secrets().get("okta-svc-key").await.unwrap(), "private.pem").unwrap();
+    let key_line = key.lines().nth(1).unwrap().to_string();
+    let event = json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "planted"},
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "test", "reportingInstance": "test",
+        "action": "Test", "reason": "Planted", "type": "Normal", "note": format!("token {}", support::TOKEN),
+        "regarding": {"kind": "SamlAppCredential", "name": "x", "namespace": world.ns.name},
+    });
+    world.apply(event).await;
+    let log = testenv::shared().dir().join(format!("controller-{}-planted.log", world.ns.name));
+    std::fs::write(&log, format!("a line with {key_line} in it\n")).unwrap();
+
+    let scan = support::secret_scan::scan(&world.client, &world.ns.name, world.sim.presented_secrets(), &[]).await;
+    println!("secret scan planted: secrets={} bytes_scanned={} hits={}", scan.secrets, scan.bytes, scan.hits.len());
+    assert!(scan.hits.iter().any(|h| h.starts_with("e2e-")), "the planted token: {:?}", scan.hits);
+    let key_prefix = &key_line[..4];
+    assert!(scan.hits.iter().any(|h| h.starts_with(key_prefix)), "the planted key line: {:?}", scan.hits);
+
+    std::fs::remove_file(&log).unwrap();
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> =
+        kube::Api::namespaced(world.client.clone(), &world.ns.name);
+    events.delete("planted", &Default::default()).await.unwrap();
 }

@@ -50,10 +50,25 @@ pub async fn converged(world: &World, r: &Rotating) -> bool {
     let Some(okta) = world.sim.active_kid(&r.app_id) else { return false };
     let Ok(sac) = world.credentials().get(&r.name).await else { return false };
     let Some(status) = sac.status else { return false };
-    let recorded = status.active_key.map(|k| k.kid) == Some(okta.clone());
-    let done = status.rotation.is_none() && status.previous_keys.is_empty() && status.last_rotation_time.is_some();
+    let recorded = status.active_key.as_ref().map(|k| &k.kid) == Some(&okta);
+    let done = rotation_done(&status);
     let Ok(Some(secret)) = world.secrets().get_opt(&format!("{}-idp", r.name)).await else { return false };
     okta != r.old_kid && recorded && done && super::secret_kids(&secret) == vec![okta]
+}
+
+/// Whether the status records a finished rotation: none under way, the old key retired.
+pub fn rotation_done(status: &samlcred::api::SamlAppCredentialStatus) -> bool {
+    status.rotation.is_none() && status.previous_keys.is_empty() && status.last_rotation_time.is_some()
+}
+
+/// Whether every one of `rotating` is complete ([`converged`]).
+pub async fn all_converged(world: &World, rotating: &[Rotating]) -> Option<()> {
+    for r in rotating {
+        if !converged(world, r).await {
+            return None;
+        }
+    }
+    Some(())
 }
 
 /// What the sampler saw.

@@ -9,7 +9,7 @@ pub mod sp_probe;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use okta_sim::{OktaSim, SeedApp, SeedKey, SeededApp, SimConfig};
+use okta_sim::{OAuthClient, OktaSim, SeedApp, SeedKey, SeededApp, SimConfig};
 use samlcred::api::SamlAppCredential;
 use serde_json::{Value, json};
 use std::future::Future;
@@ -127,6 +127,30 @@ impl World {
 
     pub async fn credential(&self, name: &str) -> SamlAppCredential {
         self.credentials().get(name).await.unwrap()
+    }
+
+    /// An OktaOrg `name` that signs in as OAuth service app `client_id` (private_key_jwt with an EC
+    /// key held in Secret `okta-svc-key`, DPoP required), registered with the simulator.
+    pub async fn add_oauth_org(&self, name: &str, client_id: &str) {
+        let (pem, jwk) = ec_key();
+        let scopes = vec!["okta.apps.read".into(), "okta.apps.manage".into()];
+        self.sim.add_oauth_client(OAuthClient {
+            client_id: client_id.into(),
+            public_jwk: jwk,
+            scopes,
+            require_dpop: true,
+        });
+        self.apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "okta-svc-key"}, "stringData": {"private.pem": pem}}))
+            .await;
+        self.apply(json!({
+            "apiVersion": "samlcred.io/v1alpha1", "kind": "OktaOrg",
+            "metadata": {"name": name},
+            "spec": {"url": self.sim.base_url(), "auth": {"oauth": {
+                "clientId": client_id,
+                "privateKeySecretRef": {"name": "okta-svc-key", "key": "private.pem"}
+            }}}
+        }))
+        .await;
     }
 
     /// Sets an annotation on a credential.
