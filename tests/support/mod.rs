@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod chaos;
+pub mod leader;
 pub mod secret_scan;
 pub mod sp_probe;
 
