@@ -70,15 +70,17 @@ bench-scale-limits: kube
 
 ## chaos: the proof under faults (issue 13) at full size: CHAOS_TRIALS random kill -9 trials (100),
 ## the Okta fault matrix with CHAOS_STORM_SECONDS storms (20), CHAOS_RESTARTS API server and etcd
-## restarts (3). Prints each figure beside its target (`make test` runs the same files, small).
+## restarts (3), failover of the leader under CHAOS_FAILOVER_N credentials (1000). Prints each
+## figure beside its target (`make test` runs the same files, small). See docs/chaos.md.
 CHAOS_TRIALS ?= 100
 CHAOS_STORM_SECONDS ?= 20
 CHAOS_RESTARTS ?= 3
+CHAOS_FAILOVER_N ?= 1000
 chaos: kube
 	start=$$SECONDS; \
 	SAMLCRED_KUBE_BIN="$$(bash tests/kube/build.sh)" CHAOS_TRIALS=$(CHAOS_TRIALS) \
-		CHAOS_STORM_SECONDS=$(CHAOS_STORM_SECONDS) CHAOS_RESTARTS=$(CHAOS_RESTARTS) \
-		$(CARGO) test --locked --test chaos_crashes --test chaos_okta --test chaos_control_plane \
+		CHAOS_STORM_SECONDS=$(CHAOS_STORM_SECONDS) CHAOS_RESTARTS=$(CHAOS_RESTARTS) CHAOS_FAILOVER_N=$(CHAOS_FAILOVER_N) \
+		$(CARGO) test --locked --test chaos_crashes --test chaos_okta --test chaos_control_plane --test chaos_failover \
 		-- --nocapture --test-threads=1; \
 	echo "make chaos took $$((SECONDS - start))s"
 
