@@ -54,7 +54,7 @@ async fn private_keys(client: &kube::Client, ns: &str) -> Vec<String> {
     found
 }
 
-/// Events and the statuses of the samlcred objects of the namespace, as JSON.
+/// Events and the statuses of the samlcred objects of the namespace (and of the ClusterOktaOrgs), as JSON.
 async fn cluster_text(client: &kube::Client, ns: &str) -> Vec<String> {
     let mut texts = Vec::new();
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
@@ -67,6 +67,12 @@ async fn cluster_text(client: &kube::Client, ns: &str) -> Vec<String> {
         for object in api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default() {
             texts.push(object.data["status"].to_string());
         }
+    }
+    // Cluster-scoped orgs: every test's (the others' hold other secrets, and cannot cause a hit).
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("samlcred.io", "v1alpha1", "ClusterOktaOrg"));
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    for object in api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default() {
+        texts.push(object.data["status"].to_string());
     }
     texts
 }
