@@ -76,10 +76,12 @@ CHAOS_TRIALS ?= 100
 CHAOS_STORM_SECONDS ?= 20
 CHAOS_RESTARTS ?= 3
 CHAOS_FAILOVER_N ?= 1000
+CHAOS_LEASE_SECONDS ?= 15
 chaos: kube
 	start=$$SECONDS; \
 	SAMLCRED_KUBE_BIN="$$(bash tests/kube/build.sh)" CHAOS_TRIALS=$(CHAOS_TRIALS) \
 		CHAOS_STORM_SECONDS=$(CHAOS_STORM_SECONDS) CHAOS_RESTARTS=$(CHAOS_RESTARTS) CHAOS_FAILOVER_N=$(CHAOS_FAILOVER_N) \
+		CHAOS_LEASE_SECONDS=$(CHAOS_LEASE_SECONDS) \
 		$(CARGO) test --locked --test chaos_crashes --test chaos_okta --test chaos_control_plane --test chaos_failover \
 		-- --nocapture --test-threads=1; \
 	echo "make chaos took $$((SECONDS - start))s"

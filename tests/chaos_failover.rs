@@ -5,7 +5,7 @@
 //! the lease, Okta writes by a deposed leader (0, read from its own log), duplicate keys (0).
 //!
 //! Size: CHAOS_FAILOVER_N credentials (default 30; `make chaos` 1000), a tenth of them rotating
-//! during each fault.
+//! during each fault; CHAOS_LEASE_SECONDS (default 5; `make chaos` 15, the operator's default).
 
 mod support;
 
@@ -19,10 +19,13 @@ use support::leader::{lease_holder, start_replica};
 use support::{ControllerProcess, World, condition, wait_for};
 
 const LONG: Duration = Duration::from_secs(600);
-const LEASE_SECONDS: u64 = 5;
 const LEASE: &str = "samlcred-controller";
 
 /// A kubeconfig like the admin's whose server is `gate`.
+fn lease_seconds() -> u64 {
+    size("CHAOS_LEASE_SECONDS", 5)
+}
+
 fn gated_kubeconfig(gate: &Gate, name: &str) -> PathBuf {
     let plane = testenv::shared();
     let text = std::fs::read_to_string(plane.kubeconfig()).unwrap();
@@ -52,7 +55,7 @@ struct Replicas {
 
 impl Replicas {
     fn start(&mut self, world: &World, i: usize) {
-        self.running[i] = Some(start_replica(world, self.names[i], LEASE_SECONDS, Some(&self.kubeconfigs[i])));
+        self.running[i] = Some(start_replica(world, self.names[i], lease_seconds(), Some(&self.kubeconfigs[i])));
     }
 
     fn leader(&mut self) -> &mut ControllerProcess {
@@ -180,8 +183,9 @@ async fn failover_under_load_keeps_one_writer_and_one_key_per_rotation() {
     wait_for("every rotation to complete", LONG, || all_converged(&world, &all)).await;
     let duplicates: usize = all.iter().map(|r| world.sim.keys(&r.app_id).len().saturating_sub(2)).sum();
     println!(
-        "failover under load: credentials={n} ready_in={:.0}s rotating_per_fault={per_fault} lease={LEASE_SECONDS}s",
-        fleet_ready.as_secs_f64()
+        "failover under load: credentials={n} ready_in={:.0}s rotating_per_fault={per_fault} lease={}s",
+        fleet_ready.as_secs_f64(),
+        lease_seconds()
     );
     for line in &figures {
         println!("failover under load: {line}");
