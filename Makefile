@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test demo kube sp okta-sdk tools promtool crane actionlint alerts image image-dev deny fmt-check clippy unit crds deploy docs bench bench-scale bench-scale-limits install-plugin clean-testenv
+.PHONY: test demo kube sp okta-sdk tools promtool crane actionlint alerts image image-dev deny fmt-check clippy unit crds deploy docs bench bench-scale bench-scale-limits chaos fuzz install-plugin clean-testenv
 
 ## test: every check CI runs (fmt, clippy, cargo-deny, unit and integration tests, among them the alerts'
 ## promtool tests, the dashboard's, the image's and the release workflow's); builds what it needs first.
@@ -88,6 +88,30 @@ bench-scale: kube
 bench-scale-limits: kube
 	$(CARGO) build --release --locked --bin samlcred
 	SAMLCRED_KUBE_BIN="$$(bash tests/kube/build.sh)" SCALE_PHASE=limits $(CARGO) bench --locked --bench scale
+
+## chaos: the proof under faults (issue 13) at full size: CHAOS_TRIALS random kill -9 trials (100),
+## the Okta fault matrix with CHAOS_STORM_SECONDS storms (20), CHAOS_RESTARTS API server and etcd
+## restarts (3), failover of the leader under CHAOS_FAILOVER_N credentials (1000). Prints each
+## figure beside its target (`make test` runs the same files, small). See docs/chaos.md.
+CHAOS_TRIALS ?= 100
+CHAOS_STORM_SECONDS ?= 20
+CHAOS_RESTARTS ?= 3
+CHAOS_FAILOVER_N ?= 1000
+CHAOS_LEASE_SECONDS ?= 15
+chaos: kube
+	start=$$SECONDS; \
+	SAMLCRED_KUBE_BIN="$$(bash tests/kube/build.sh)" CHAOS_TRIALS=$(CHAOS_TRIALS) \
+		CHAOS_STORM_SECONDS=$(CHAOS_STORM_SECONDS) CHAOS_RESTARTS=$(CHAOS_RESTARTS) CHAOS_FAILOVER_N=$(CHAOS_FAILOVER_N) CHAOS_NEW_WORK=1 \
+		CHAOS_LEASE_SECONDS=$(CHAOS_LEASE_SECONDS) \
+		$(CARGO) test --locked --test chaos_crashes --test chaos_okta --test chaos_control_plane --test chaos_failover \
+		-- --nocapture --test-threads=1; \
+	echo "make chaos took $$((SECONDS - start))s"
+
+## fuzz: every fuzz target of src/fuzz_tests.rs (decoders of Okta answers, metadata, headers,
+## durations, keys) for FUZZ_SECONDS each (60), seeded from tests/fuzz/corpus; 0 panics.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CASES=256 $(CARGO) test --locked --lib fuzz_tests -- --nocapture --test-threads=1
 
 ## install-plugin: install samlcred and the kubectl plugin kubectl-samlcred (the same binary, named by argv[0]).
 install-plugin:

@@ -8,6 +8,8 @@
 
 pub mod api;
 pub mod controller;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod metadata;
 pub mod metrics;
 pub mod okta;

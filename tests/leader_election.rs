@@ -6,19 +6,14 @@
 mod support;
 
 use jiff::SignedDuration;
-use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DeleteParams};
 use samlcred::runtime::leader::{self, LeaseSettings};
 use serde_json::json;
 use std::time::{Duration, Instant};
+use support::leader::{lease_holder, start_replica};
 use support::{ControllerProcess, World, wait_for};
 
 const LONG: Duration = Duration::from_secs(120);
-
-async fn lease_holder(world: &World, name: &str) -> Option<String> {
-    let leases: Api<Lease> = Api::namespaced(world.client.clone(), &world.ns.name);
-    leases.get_opt(name).await.ok()??.spec?.holder_identity.filter(|h| !h.is_empty())
-}
 
 /// Many trials of four contenders (each with its own connection) racing for a Lease that does not
 /// exist yet: in every trial exactly one acquires, and the others are still waiting a while later
@@ -112,30 +107,6 @@ async fn two_processes_started_together_elect_exactly_one() {
         assert_eq!(acquired.iter().filter(|a| **a).count(), 1, "trial {trial}: {acquired:?}, holder {holder}");
         assert_eq!(lease_holder(&world, &lease).await, Some(holder));
     }
-}
-
-fn lease_args(ns: &str, seconds: u64) -> Vec<String> {
-    vec![
-        "--leader-elect".into(),
-        format!("--leader-election-lease-duration={seconds}s"),
-        format!("--leader-election-namespace={ns}"),
-    ]
-}
-
-fn start_replica(
-    world: &World,
-    identity: &str,
-    seconds: u64,
-    kubeconfig: Option<&std::path::Path>,
-) -> ControllerProcess {
-    let args = lease_args(&world.ns.name, seconds);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut envs = vec![("POD_NAME", identity.to_string())];
-    if let Some(path) = kubeconfig {
-        envs.push(("KUBECONFIG", path.display().to_string()));
-    }
-    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    ControllerProcess::start_with(&[&world.ns.name], &args, &envs)
 }
 
 /// Rotations running while the leader is frozen (SIGSTOP) past its lease at a random moment and

@@ -3,36 +3,16 @@
 mod support;
 
 use jiff::SignedDuration;
-use okta_sim::OAuthClient;
 use serde_json::json;
 use std::time::Duration;
-use support::{World, condition, ec_key, org_ready, wait_for};
+use support::{World, condition, org_ready, wait_for};
 
 const LONG: Duration = Duration::from_secs(90);
 
 #[tokio::test]
 async fn oauth_org_with_dpop_drives_a_credential() {
     let world = World::new("e2e-oauth").await;
-    let (pem, jwk) = ec_key();
-    world.sim.add_oauth_client(OAuthClient {
-        client_id: "0oa-samlcred".into(),
-        public_jwk: jwk,
-        scopes: vec!["okta.apps.read".into(), "okta.apps.manage".into()],
-        require_dpop: true,
-    });
-    world
-        .apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "okta-svc-key"}, "stringData": {"private.pem": pem}}))
-        .await;
-    world
-        .apply(json!({
-            "apiVersion": "samlcred.io/v1alpha1", "kind": "OktaOrg",
-            "metadata": {"name": "oauth"},
-            "spec": {"url": world.sim.base_url(), "auth": {"oauth": {
-                "clientId": "0oa-samlcred",
-                "privateKeySecretRef": {"name": "okta-svc-key", "key": "private.pem"}
-            }}}
-        }))
-        .await;
+    world.add_oauth_org("oauth", "0oa-samlcred").await;
     let app = world.seed_app(SignedDuration::from_hours(24 * 10));
     world
         .create_credential(

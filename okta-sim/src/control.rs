@@ -42,6 +42,7 @@ Control API (test-only, JSON; a prefix Okta never uses):
                                           {\"type\": \"connection_reset\"}
                                           {\"type\": \"rate_limit_headers\", \"value\": {\"limit\"?, \"remaining\"?,
                                            \"reset\"? (any text), \"refuse\"? (answer 429)}}
+  DELETE /__sim/faults                  drop every pending fault
   GET    /__sim/calls                   every API call so far: method, path, query, status, auth, at
   GET    /__sim/rate-limits             current limits
   PUT    /__sim/rate-limits             {\"apps_collection\": {\"limit\", \"window\" (ms)}, \"app_instance\", \"token\"}
@@ -60,7 +61,7 @@ pub fn router() -> Router<Arc<SimState>> {
         .route("/apps/{id}/sso", get(sso).put(update_sso))
         .route("/clock", get(clock))
         .route("/clock/advance", post(advance_clock))
-        .route("/faults", post(add_fault))
+        .route("/faults", post(add_fault).delete(clear_faults))
         .route("/calls", get(calls))
         .route("/rate-limits", get(rate_limits).put(set_rate_limits))
 }
@@ -192,6 +193,11 @@ async fn advance_clock(State(state): State<Arc<SimState>>, Json(body): Json<Adva
 
 async fn add_fault(State(state): State<Arc<SimState>>, Json(fault): Json<Fault>) -> StatusCode {
     state.faults.add(fault);
+    StatusCode::NO_CONTENT
+}
+
+async fn clear_faults(State(state): State<Arc<SimState>>) -> StatusCode {
+    state.faults.clear();
     StatusCode::NO_CONTENT
 }
 

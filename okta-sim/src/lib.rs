@@ -79,6 +79,26 @@ impl OktaSim {
         self.state.auth().api_tokens.insert(token.to_string());
     }
 
+    /// Stops accepting `Authorization: SSWS <token>`, as revoking it in the Admin Console does.
+    pub fn revoke_api_token(&self, token: &str) {
+        self.state.auth().api_tokens.remove(token);
+    }
+
+    /// Forgets every DPoP nonce handed out and every access token issued: the next call with a
+    /// token is refused (401), and the next token request with an old nonce is answered
+    /// `use_dpop_nonce` with a new one, as when Okta rotates its nonces.
+    pub fn rotate_dpop_nonces(&self) {
+        let mut auth = self.state.auth();
+        auth.dpop_nonces.clear();
+        auth.access_tokens.clear();
+    }
+
+    /// Every secret a client presented so far (API tokens, access tokens issued, client assertions,
+    /// DPoP proofs; the first 10,000 distinct ones): what must appear nowhere a client prints.
+    pub fn presented_secrets(&self) -> Vec<String> {
+        self.state.auth().presented.iter().cloned().collect()
+    }
+
     pub fn add_oauth_client(&self, client: OAuthClient) {
         self.state.auth().clients.insert(client.client_id.clone(), client);
     }
@@ -141,6 +161,11 @@ impl OktaSim {
 
     pub fn inject_fault(&self, fault: Fault) {
         self.state.faults.add(fault);
+    }
+
+    /// Drops every pending fault: Okta behaves again from the next call on.
+    pub fn clear_faults(&self) {
+        self.state.faults.clear();
     }
 
     /// Every API call (control calls excluded), in the order they were answered (which is the

@@ -44,6 +44,7 @@ impl Default for Options {
 
 struct RunningProcess {
     name: &'static str,
+    args: Vec<String>,
     child: Child,
 }
 
@@ -201,13 +202,58 @@ impl ControlPlane {
     }
 
     fn spawn(&self, name: &'static str, args: &[String]) -> Result<()> {
-        let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
+        let child = self.command(name, args, false)?.spawn().with_context(|| format!("starting {name}"))?;
+        self.processes.lock().unwrap().push(RunningProcess { name, args: args.to_vec(), child });
+        Ok(())
+    }
+
+    fn command(&self, name: &str, args: &[String], append: bool) -> Result<Command> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(self.dir.join(format!("{name}.log")))?;
         let mut cmd = Command::new(self.bin_dir.join(name));
         cmd.args(args).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         kill_on_parent_death(&mut cmd);
-        let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
-        self.processes.lock().unwrap().push(RunningProcess { name, child });
-        Ok(())
+        Ok(cmd)
+    }
+
+    /// Kills one component (`etcd`, `kube-apiserver`) with SIGKILL, as a crash would, keeps it down
+    /// for `down`, and starts it again with the same flags and data; waits for `/readyz` when it is
+    /// the API server or etcd. Returns how long the API server was unready, from the kill until it
+    /// answered again. For chaos tests of clients: every client sees the outage.
+    pub fn restart(&self, name: &str, down: Duration) -> Result<Duration> {
+        let killed = Instant::now();
+        let (name, args) = {
+            let mut processes = self.processes.lock().unwrap();
+            let p = processes.iter_mut().find(|p| p.name == name).with_context(|| format!("no process {name}"))?;
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+            (p.name, p.args.clone())
+        };
+        std::thread::sleep(down);
+        let cmd = self.command(name, &args, true)?;
+        // Started from a thread that lives as long as the process: the child dies with the thread
+        // that spawned it (PR_SET_PDEATHSIG), and the caller's may be short-lived.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new().name(format!("testenv-{name}")).spawn(move || {
+            let mut cmd = cmd;
+            let _ = tx.send(cmd.spawn());
+            loop {
+                std::thread::park();
+            }
+        })?;
+        let child = rx.recv().context("the spawning thread died")?.with_context(|| format!("restarting {name}"))?;
+        {
+            let mut processes = self.processes.lock().unwrap();
+            if let Some(p) = processes.iter_mut().find(|p| p.name == name) {
+                p.child = child;
+            }
+        }
+        self.wait_ready(Duration::from_secs(120))?;
+        Ok(killed.elapsed())
     }
 
     /// Fails fast with the end of its log when one of the processes has exited.

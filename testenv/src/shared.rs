@@ -50,7 +50,13 @@ fn start_supervised() -> Result<ControlPlane, String> {
 }
 
 extern "C" fn cleanup_at_exit() {
-    let Some((pids, dir)) = CLEANUP.lock().ok().and_then(|mut c| c.take()) else { return };
+    let Some((mut pids, dir)) = CLEANUP.lock().ok().and_then(|mut c| c.take()) else { return };
+    // The components running now (one may have been restarted since the start).
+    if let Some(Ok(plane)) = SHARED.get()
+        && let Ok(now) = std::panic::catch_unwind(|| plane.pids())
+    {
+        pids = now;
+    }
     for pid in pids.iter().rev() {
         unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
     }

@@ -2,12 +2,15 @@
 //! `crds/`, and the operator as a real `samlcred controller` process scoped to the test's namespace.
 #![allow(dead_code)]
 
+pub mod chaos;
+pub mod leader;
+pub mod secret_scan;
 pub mod sp_probe;
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use okta_sim::{OktaSim, SeedApp, SeedKey, SeededApp, SimConfig};
+use okta_sim::{OAuthClient, OktaSim, SeedApp, SeedKey, SeededApp, SimConfig};
 use samlcred::api::SamlAppCredential;
 use serde_json::{Value, json};
 use std::future::Future;
@@ -127,6 +130,30 @@ impl World {
         self.credentials().get(name).await.unwrap()
     }
 
+    /// An OktaOrg `name` that signs in as OAuth service app `client_id` (private_key_jwt with an EC
+    /// key held in Secret `okta-svc-key`, DPoP required), registered with the simulator.
+    pub async fn add_oauth_org(&self, name: &str, client_id: &str) {
+        let (pem, jwk) = ec_key();
+        let scopes = vec!["okta.apps.read".into(), "okta.apps.manage".into()];
+        self.sim.add_oauth_client(OAuthClient {
+            client_id: client_id.into(),
+            public_jwk: jwk,
+            scopes,
+            require_dpop: true,
+        });
+        self.apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "okta-svc-key"}, "stringData": {"private.pem": pem}}))
+            .await;
+        self.apply(json!({
+            "apiVersion": "samlcred.io/v1alpha1", "kind": "OktaOrg",
+            "metadata": {"name": name},
+            "spec": {"url": self.sim.base_url(), "auth": {"oauth": {
+                "clientId": client_id,
+                "privateKeySecretRef": {"name": "okta-svc-key", "key": "private.pem"}
+            }}}
+        }))
+        .await;
+    }
+
     /// Sets an annotation on a credential.
     pub async fn annotate(&self, name: &str, key: &str, value: &str) {
         let patch = json!({"metadata": {"annotations": {key: value}}});
@@ -150,6 +177,13 @@ impl World {
     }
 }
 
+impl Drop for World {
+    /// Every test's last check: no secret in what the operator printed or recorded (issue 13).
+    fn drop(&mut self) {
+        secret_scan::at_teardown(self);
+    }
+}
+
 fn merge(base: &mut Value, overlay: Value) {
     match (base, overlay) {
         (Value::Object(base), Value::Object(overlay)) => {
@@ -161,10 +195,13 @@ fn merge(base: &mut Value, overlay: Value) {
     }
 }
 
-/// A running `samlcred controller`; killed when dropped.
+/// A running `samlcred controller`; killed when dropped, after its `/metrics` are saved beside its
+/// log (for the secret scan).
 pub struct ControllerProcess {
     child: Child,
     pub log: std::path::PathBuf,
+    /// Where it serves `/metrics` (`127.0.0.1:<port>`).
+    pub metrics_addr: String,
 }
 
 impl ControllerProcess {
@@ -188,15 +225,51 @@ impl ControllerProcess {
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file);
-        for flag in ["--metrics-bind-address", "--health-bind-address"] {
-            if !args.iter().any(|a| a.starts_with(flag)) {
-                cmd.arg(format!("{flag}=127.0.0.1:0"));
+        let metrics_flag = "--metrics-bind-address=";
+        let metrics_addr = match args.iter().find_map(|a| a.strip_prefix(metrics_flag)) {
+            Some(addr) => addr.to_string(),
+            None => {
+                let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+                cmd.arg(format!("{metrics_flag}127.0.0.1:{port}"));
+                format!("127.0.0.1:{port}")
             }
+        };
+        if !args.iter().any(|a| a.starts_with("--health-bind-address")) {
+            cmd.arg("--health-bind-address=127.0.0.1:0");
         }
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        ControllerProcess { child: cmd.spawn().unwrap(), log }
+        ControllerProcess { child: cmd.spawn().unwrap(), log, metrics_addr }
+    }
+
+    /// Its `/metrics` text, read with a plain bounded HTTP/1.0 GET (also from a Drop, outside any
+    /// runtime); `None` when it does not answer.
+    pub fn metrics_text(&self) -> Option<String> {
+        use std::io::{Read, Write};
+        let addr: std::net::SocketAddr = self.metrics_addr.parse().ok()?;
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut answer = String::new();
+        stream.take(16 << 20).read_to_string(&mut answer).ok()?;
+        let (_, body) = answer.split_once("\r\n\r\n")?;
+        Some(body.to_string())
+    }
+
+    /// Saves its `/metrics` beside its log, where the secret scan reads them.
+    pub fn save_metrics(&self) {
+        if let Some(text) = self.metrics_text() {
+            let _ = std::fs::write(self.log.with_extension("metrics"), text);
+        }
+    }
+
+    /// The sum of `samlcred_okta_requests_total` over every endpoint and status: how many requests
+    /// it sent to Okta, answered or not.
+    pub fn okta_requests(&self) -> f64 {
+        let text = self.metrics_text().unwrap_or_default();
+        let lines = text.lines().filter(|l| l.starts_with("samlcred_okta_requests_total{"));
+        lines.filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
     }
 
     /// Waits for the process to exit by itself (a failpoint); returns its exit code.
@@ -241,6 +314,9 @@ impl ControllerProcess {
 
 impl Drop for ControllerProcess {
     fn drop(&mut self) {
+        if self.running() {
+            self.save_metrics();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -40,6 +40,22 @@ pub struct AuthBook {
     pub used_proof_ids: HashSet<String>,
     /// Nonces handed out with `use_dpop_nonce`.
     pub dpop_nonces: HashSet<String>,
+    /// Every secret a client presented (API tokens, access tokens, client assertions, DPoP
+    /// proofs), the first [`MAX_PRESENTED`] distinct ones: what a test looks for in what the client
+    /// printed, where none may appear.
+    pub presented: HashSet<String>,
+}
+
+/// How many distinct presented secrets [`AuthBook::presented`] keeps.
+pub const MAX_PRESENTED: usize = 10_000;
+
+impl AuthBook {
+    /// Remembers a secret a client sent (an empty one is nothing).
+    pub fn presented(&mut self, secret: &str) {
+        if !secret.is_empty() && self.presented.len() < MAX_PRESENTED {
+            self.presented.insert(secret.to_string());
+        }
+    }
 }
 
 /// Which scopes an endpoint needs.
@@ -104,6 +120,10 @@ pub fn authorize(
     let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
     let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
     let credential = credential.trim();
+    book.presented(credential);
+    if let Some(proof) = headers.get("dpop").and_then(|v| v.to_str().ok()) {
+        book.presented(proof);
+    }
     let scopes = match scheme.to_ascii_lowercase().as_str() {
         "ssws" => {
             return if ssws::is_valid(book, credential) {

@@ -68,6 +68,7 @@ fn issue(
         ));
     }
     let assertion = field("client_assertion");
+    book.presented(assertion);
     let client = find_client(book, assertion, field("client_id"))?;
     // Client authentication comes first, and it consumes the assertion whatever the rest of the
     // request earns (a token, `invalid_scope`, `use_dpop_nonce`): Okta accepts a `jti` once per
@@ -93,6 +94,7 @@ fn issue(
     }
 
     let proof = headers.get("dpop").and_then(|v| v.to_str().ok()).unwrap_or("");
+    book.presented(proof);
     let dpop_jkt = if client.require_dpop || !proof.is_empty() {
         let expect = dpop::Expect { method: &Method::POST, url: token_url, access_token: None, nonce: true };
         match dpop::verify(book, proof, &expect) {
@@ -116,6 +118,7 @@ fn issue(
 
     let access_token = random_token();
     let token_type = if dpop_jkt.is_some() { "DPoP" } else { "Bearer" };
+    book.presented(&access_token);
     book.access_tokens.insert(
         access_token.clone(),
         AccessToken {
