@@ -32,12 +32,19 @@ pub enum CachedSecret {
     Unkept,
 }
 
+/// What one list (and the watch after it) showed.
+#[derive(Default)]
+struct Seen {
+    kept: HashMap<Key, Arc<PartialObjectMeta<Secret>>>,
+    others: HashSet<u64>,
+}
+
 #[derive(Default)]
 struct State {
     kept: HashMap<Key, Arc<PartialObjectMeta<Secret>>>,
     others: HashSet<u64>,
     /// What a relist has seen so far; swapped in when it is done.
-    relist: Option<(HashMap<Key, Arc<PartialObjectMeta<Secret>>>, HashSet<u64>)>,
+    relist: Option<Seen>,
     listed: bool,
 }
 
@@ -97,17 +104,17 @@ impl SecretStore {
         match event {
             watcher::Event::Init => state.relist = Some(Default::default()),
             watcher::Event::InitApply(secret) => {
-                let (kept, others) = state.relist.get_or_insert_with(Default::default);
+                let seen = state.relist.get_or_insert_with(Default::default);
                 let key = key_of(secret);
                 if labelled_ours(secret) || keep(secret) {
-                    kept.insert(key, Arc::new(secret.clone()));
+                    seen.kept.insert(key, Arc::new(secret.clone()));
                 } else {
-                    others.insert(hashed(&key.0, &key.1));
+                    seen.others.insert(hashed(&key.0, &key.1));
                 }
             }
             watcher::Event::InitDone => {
-                if let Some((kept, others)) = state.relist.take() {
-                    (state.kept, state.others) = (kept, others);
+                if let Some(seen) = state.relist.take() {
+                    (state.kept, state.others) = (seen.kept, seen.others);
                 }
                 state.listed = true;
                 self.ready.send_replace(true);
