@@ -25,7 +25,7 @@ use std::time::Duration;
 mod phases;
 mod secrets;
 pub use phases::Phases;
-pub use secrets::{CachedSecret, SecretStore, labelled_ours, reduce_secret, watch_into};
+pub use secrets::{CachedSecret, SecretStore, reduce_secret, watch_into};
 
 /// The stores of one controller process.
 #[derive(Clone)]
@@ -69,7 +69,12 @@ impl Caches {
     /// What the Secret cache knows of a Secret; `None` when no store watches its namespace or
     /// before the first list.
     pub fn secret_lookup(&self, namespace: &str, name: &str) -> Option<CachedSecret> {
-        self.secrets.iter().find(|store| store.covers(namespace))?.get(namespace, name)
+        self.secret_store(namespace)?.get(namespace, name)
+    }
+
+    /// The Secret store that watches `namespace`.
+    fn secret_store(&self, namespace: &str) -> Option<&SecretStore> {
+        self.secrets.iter().find(|store| store.covers(namespace))
     }
 
     /// Where in the resync interval the credential's resyncs fall; `None` for one the indexes
@@ -89,7 +94,7 @@ impl Caches {
     /// Keeps a Secret that was read by name because its store had not kept it.
     pub fn keep_secret(&self, meta: &ObjectMeta) {
         let namespace = meta.namespace.as_deref().unwrap_or_default();
-        if let Some(store) = self.secrets.iter().find(|store| store.covers(namespace)) {
+        if let Some(store) = self.secret_store(namespace) {
             store.keep(meta);
         }
     }

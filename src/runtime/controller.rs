@@ -336,17 +336,9 @@ struct AuthUsers {
 }
 
 impl AuthUsers {
-    /// Whether an OktaOrg in its namespace, or (in the cluster resource namespace) a
-    /// ClusterOktaOrg, names this Secret.
-    fn refers_to(&self, namespace: &str, name: &str) -> bool {
-        let names_it = |auth: &crate::api::OktaAuth| names_secret(auth, name);
-        let okta_orgs = self.caches.okta_orgs.iter().flat_map(|store| store.state());
-        okta_orgs.into_iter().any(|org| org.namespace().as_deref() == Some(namespace) && names_it(&org.spec.auth))
-            || (namespace == self.cluster_resource_namespace
-                && self.caches.cluster_orgs.state().iter().any(|org| names_it(&org.spec.org.auth)))
-    }
-
-    fn of_secret(&self, namespace: &str, name: &str, index: &Index) -> Vec<ObjectRef<SamlAppCredential>> {
+    /// The OktaOrgs in its namespace and, in the cluster resource namespace, the ClusterOktaOrgs
+    /// that name this Secret.
+    fn orgs_naming(&self, namespace: &str, name: &str) -> Vec<OrgKey> {
         let names_it = |auth: &crate::api::OktaAuth| names_secret(auth, name);
         let mut orgs: Vec<OrgKey> = self
             .caches
@@ -360,7 +352,15 @@ impl AuthUsers {
             let cluster = self.caches.cluster_orgs.state().into_iter().filter(|org| names_it(&org.spec.org.auth));
             orgs.extend(cluster.map(|org| cache::org_of_cluster_org(&org)));
         }
-        orgs.iter().flat_map(|org| index.by_org(org)).collect()
+        orgs
+    }
+
+    fn refers_to(&self, namespace: &str, name: &str) -> bool {
+        !self.orgs_naming(namespace, name).is_empty()
+    }
+
+    fn of_secret(&self, namespace: &str, name: &str, index: &Index) -> Vec<ObjectRef<SamlAppCredential>> {
+        self.orgs_naming(namespace, name).iter().flat_map(|org| index.by_org(org)).collect()
     }
 }
 

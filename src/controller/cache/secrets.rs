@@ -39,10 +39,31 @@ struct Seen {
     others: HashSet<u64>,
 }
 
+impl Seen {
+    /// Files a Secret as kept (samlcred's own, or referred to now) or only known to exist.
+    fn file(&mut self, secret: &PartialObjectMeta<Secret>, keep: impl Fn(&PartialObjectMeta<Secret>) -> bool) {
+        let key = key_of(secret);
+        let hash = hashed(&key.0, &key.1);
+        if labelled_ours(secret) || keep(secret) {
+            self.others.remove(&hash);
+            self.kept.insert(key, Arc::new(secret.clone()));
+        } else {
+            self.kept.remove(&key);
+            self.others.insert(hash);
+        }
+    }
+
+    fn forget(&mut self, secret: &PartialObjectMeta<Secret>) {
+        let key = key_of(secret);
+        self.others.remove(&hashed(&key.0, &key.1));
+        self.kept.remove(&key);
+    }
+}
+
 #[derive(Default)]
 struct State {
-    kept: HashMap<Key, Arc<PartialObjectMeta<Secret>>>,
-    others: HashSet<u64>,
+    /// What the watch shows now.
+    seen: Seen,
     /// What a relist has seen so far; swapped in when it is done.
     relist: Option<Seen>,
     listed: bool,
@@ -68,7 +89,7 @@ fn key_of(secret: &PartialObjectMeta<Secret>) -> Key {
 }
 
 /// Whether samlcred's labels mark the Secret as one it writes.
-pub fn labelled_ours(secret: &PartialObjectMeta<Secret>) -> bool {
+fn labelled_ours(secret: &PartialObjectMeta<Secret>) -> bool {
     let labels = secret.labels();
     labels.get(labels::MANAGED_BY).is_some_and(|v| v == labels::MANAGED_BY_VALUE)
         || labels.contains_key(labels::CREDENTIAL)
@@ -103,38 +124,16 @@ impl SecretStore {
         let state = &mut *state;
         match event {
             watcher::Event::Init => state.relist = Some(Default::default()),
-            watcher::Event::InitApply(secret) => {
-                let seen = state.relist.get_or_insert_with(Default::default);
-                let key = key_of(secret);
-                if labelled_ours(secret) || keep(secret) {
-                    seen.kept.insert(key, Arc::new(secret.clone()));
-                } else {
-                    seen.others.insert(hashed(&key.0, &key.1));
-                }
-            }
+            watcher::Event::InitApply(secret) => state.relist.get_or_insert_with(Default::default).file(secret, keep),
             watcher::Event::InitDone => {
                 if let Some(seen) = state.relist.take() {
-                    (state.kept, state.others) = (seen.kept, seen.others);
+                    state.seen = seen;
                 }
                 state.listed = true;
                 self.ready.send_replace(true);
             }
-            watcher::Event::Apply(secret) => {
-                let key = key_of(secret);
-                let hash = hashed(&key.0, &key.1);
-                if labelled_ours(secret) || keep(secret) {
-                    state.others.remove(&hash);
-                    state.kept.insert(key, Arc::new(secret.clone()));
-                } else {
-                    state.kept.remove(&key);
-                    state.others.insert(hash);
-                }
-            }
-            watcher::Event::Delete(secret) => {
-                let key = key_of(secret);
-                state.others.remove(&hashed(&key.0, &key.1));
-                state.kept.remove(&key);
-            }
+            watcher::Event::Apply(secret) => state.seen.file(secret, keep),
+            watcher::Event::Delete(secret) => state.seen.forget(secret),
         }
     }
 
@@ -145,9 +144,9 @@ impl SecretStore {
             return None;
         }
         let key = (namespace.to_string(), name.to_string());
-        Some(match state.kept.get(&key) {
+        Some(match state.seen.kept.get(&key) {
             Some(secret) => CachedSecret::Kept(secret.clone()),
-            None if state.others.contains(&hashed(namespace, name)) => CachedSecret::Unkept,
+            None if state.seen.others.contains(&hashed(namespace, name)) => CachedSecret::Unkept,
             None => CachedSecret::Missing,
         })
     }
@@ -157,17 +156,17 @@ impl SecretStore {
     pub fn keep(&self, meta: &ObjectMeta) {
         let (Some(namespace), Some(name)) = (meta.namespace.clone(), meta.name.clone()) else { return };
         let mut state = self.write();
-        if state.others.remove(&hashed(&namespace, &name)) {
+        if state.seen.others.remove(&hashed(&namespace, &name)) {
             let mut secret: PartialObjectMeta<Secret> = meta.clone().into_response_partial();
             reduce_secret(&mut secret);
-            state.kept.insert((namespace, name), Arc::new(secret));
+            state.seen.kept.insert((namespace, name), Arc::new(secret));
         }
     }
 
     /// How many Secrets are kept, and how many are only known to exist.
     pub fn counts(&self) -> (usize, usize) {
         let state = self.read();
-        (state.kept.len(), state.others.len())
+        (state.seen.kept.len(), state.seen.others.len())
     }
 
     /// Waits until the first list finished.
