@@ -9,30 +9,36 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+// A credential's eight series share one copy of its namespace and name (10,000 credentials make
+// 80,000 series).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CredentialLabels {
-    namespace: String,
-    name: String,
+    namespace: Arc<str>,
+    name: Arc<str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReadyLabels {
-    namespace: String,
-    name: String,
-    condition: String,
+    namespace: Arc<str>,
+    name: Arc<str>,
+    condition: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
-    namespace: String,
-    name: String,
-    phase: String,
+    namespace: Arc<str>,
+    name: Arc<str>,
+    phase: &'static str,
 }
+
+const CONDITIONS: [&str; 3] = [conditions::READY, conditions::ROTATING, conditions::EXPIRING_SOON];
+const PHASES: [RotationPhase; 3] = [RotationPhase::Generating, RotationPhase::Published, RotationPhase::Activating];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
@@ -174,31 +180,45 @@ impl Metrics {
 
     /// Updates the per-credential gauges from the status just written.
     pub fn observe_credential(&self, credential: &SamlAppCredential, status: &SamlAppCredentialStatus) {
-        let labels =
-            CredentialLabels { namespace: credential.namespace().unwrap_or_default(), name: credential.name_any() };
+        let labels = CredentialLabels {
+            namespace: credential.namespace().unwrap_or_default().into(),
+            name: credential.name_any().into(),
+        };
         if let Some(active) = &status.active_key {
             self.not_after.get_or_create(&labels).set(active.not_after.0.as_millisecond() as f64 / 1000.0);
         }
         if let Some(renewal) = &status.renewal_time {
             self.renewal.get_or_create(&labels).set(renewal.0.as_millisecond() as f64 / 1000.0);
         }
-        for condition in [conditions::READY, conditions::ROTATING, conditions::EXPIRING_SOON] {
+        for condition in CONDITIONS {
             let value = status.conditions.iter().any(|c| c.type_ == condition && c.status == "True");
-            let labels = ReadyLabels {
-                namespace: labels.namespace.clone(),
-                name: labels.name.clone(),
-                condition: condition.into(),
-            };
+            let labels = ReadyLabels { namespace: labels.namespace.clone(), name: labels.name.clone(), condition };
             self.ready.get_or_create(&labels).set(i64::from(value));
         }
         let current = status.rotation.as_ref().map(|rotation| rotation.phase);
-        for phase in [RotationPhase::Generating, RotationPhase::Published, RotationPhase::Activating] {
-            let labels = PhaseLabels {
+        for phase in PHASES {
+            let labels =
+                PhaseLabels { namespace: labels.namespace.clone(), name: labels.name.clone(), phase: phase.label() };
+            self.phase.get_or_create(&labels).set(i64::from(current == Some(phase)));
+        }
+    }
+
+    /// Drops the series of a deleted credential, so that neither a dashboard nor an expiry alert
+    /// goes on showing it.
+    pub fn forget_credential(&self, namespace: &str, name: &str) {
+        let labels = CredentialLabels { namespace: namespace.into(), name: name.into() };
+        self.not_after.remove(&labels);
+        self.renewal.remove(&labels);
+        for condition in CONDITIONS {
+            self.ready.remove(&ReadyLabels {
                 namespace: labels.namespace.clone(),
                 name: labels.name.clone(),
-                phase: phase.to_string(),
-            };
-            self.phase.get_or_create(&labels).set(i64::from(current == Some(phase)));
+                condition,
+            });
+        }
+        for phase in PHASES {
+            let phase = phase.label();
+            self.phase.remove(&PhaseLabels { namespace: labels.namespace.clone(), name: labels.name.clone(), phase });
         }
     }
 }

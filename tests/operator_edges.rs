@@ -198,6 +198,13 @@ async fn two_credentials_on_one_app_the_older_wins() {
     let names: Vec<String> = managed.unwrap().items.iter().map(|s| s.metadata.name.clone().unwrap()).collect();
     assert_eq!(names, vec!["zeta-idp".to_string()], "only the winner's Secret exists");
     assert!(world.secrets().get_opt("alpha-idp").await.unwrap().is_none());
+
+    // The winner goes: the other takes the app over at once (the deletion triggers it), not at its
+    // next resync an hour later.
+    world.credentials().delete("zeta", &Default::default()).await.unwrap();
+    let started = std::time::Instant::now();
+    wait_ready(&world, "alpha").await;
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?} to take over", started.elapsed());
 }
 
 #[tokio::test]

@@ -55,6 +55,8 @@ fn main() {
     let result = if limits {
         let window = Duration::from_millis(env_number("SCALE_LIMITS_WINDOW_MS", 2900));
         harness::limits::run_limits(config, window)
+    } else if std::env::var("SCALE_PHASE").is_ok_and(|p| p == "memory") {
+        harness::scenario::run_memory(config)
     } else {
         harness::scenario::run_main(config)
     };

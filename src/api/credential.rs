@@ -449,9 +449,20 @@ pub enum RotationTrigger {
     NoActiveKey,
 }
 
+impl RotationPhase {
+    /// The phase's name, as status spells it.
+    pub fn label(self) -> &'static str {
+        match self {
+            RotationPhase::Generating => "Generating",
+            RotationPhase::Published => "Published",
+            RotationPhase::Activating => "Activating",
+        }
+    }
+}
+
 impl std::fmt::Display for RotationPhase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self, f)
+        f.write_str(self.label())
     }
 }
 

@@ -12,7 +12,7 @@
 //! the cache knows only that they exist ([`SecretStore`]).
 
 use super::orgs::OrgKey;
-use crate::api::{ClusterOktaOrg, OktaOrg, OrgKind, SamlAppCredential};
+use crate::api::{ClusterOktaOrg, OktaOrg, OrgKind, SamlAppCredential, annotations};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use kube::api::{ObjectMeta, PartialObjectMeta};
@@ -22,9 +22,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
+mod kept;
 mod phases;
+mod relist;
 mod secrets;
 pub use phases::Phases;
+pub use relist::relisting_watcher;
 pub use secrets::{CachedSecret, SecretStore, reduce_secret, watch_into};
 
 /// The stores of one controller process.
@@ -143,6 +146,21 @@ pub fn reduce_namespace(namespace: &mut PartialObjectMeta<Namespace>) {
         labels: meta.labels,
         ..ObjectMeta::default()
     };
+}
+
+/// A credential as the store keeps it: without managedFields, labels and annotations other than
+/// the two samlcred reads ([`annotations::ROTATE`], [`annotations::ACTIVATE`]). Under GitOps a
+/// `kubectl.kubernetes.io/last-applied-configuration` annotation repeats the whole spec.
+pub fn reduce_credential(credential: &mut SamlAppCredential) {
+    let meta = &mut credential.metadata;
+    meta.managed_fields = None;
+    meta.labels = None;
+    if let Some(kept) = meta.annotations.as_mut() {
+        kept.retain(|key, _| key == annotations::ROTATE || key == annotations::ACTIVATE);
+    }
+    if meta.annotations.as_ref().is_some_and(BTreeMap::is_empty) {
+        meta.annotations = None;
+    }
 }
 
 /// What the index files a credential under.

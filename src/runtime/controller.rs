@@ -4,7 +4,7 @@ use super::leader::{self, LeaseSettings};
 use super::server::{self, Readiness};
 use super::telemetry::{self, LogFormat};
 use crate::api::{ClusterOktaOrg, OktaOrg, SamlAppCredential, labels};
-use crate::controller::cache::{self, Caches, Index, Phases, SecretStore};
+use crate::controller::cache::{self, Caches, Index, Phases, SecretStore, relisting_watcher};
 use crate::controller::guard::{self, ReconcileError};
 use crate::controller::ledger::Ledger;
 use crate::controller::orgs::{OrgClients, OrgKey, OrgSettings};
@@ -88,6 +88,15 @@ fn error_policy<K>(_: Arc<K>, error: &ReconcileError, _: Arc<Context>) -> Action
     Action::requeue(Duration::from_secs(5))
 }
 
+/// The objects touched in a watch of `api` that only triggers reconciles (no store), relisting
+/// when it cannot resume (see [`relisting_watcher`]).
+fn watch<K>(api: Api<K>) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    relisting_watcher(api, watcher::Config::default()).default_backoff().touched_objects()
+}
+
 /// An Api over one watched namespace, or over all of them (`None`).
 fn scoped<K>(client: &kube::Client, ns: &Option<String>) -> Api<K>
 where
@@ -160,20 +169,26 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     for ns in &scopes {
         let (reader, writer) = reflector::store();
         let index = Arc::new(Index::sharing(phases.clone()));
-        let (fed, forget) = (index.clone(), ledger.clone());
-        let stream = watcher(api_for(ns), watcher::Config::default().any_semantic())
+        let (fed, forget, series) = (index.clone(), ledger.clone(), metrics.clone());
+        // When a credential goes, another on the same app may now be the oldest and take over.
+        let (takeover, takeovers) = futures::channel::mpsc::unbounded();
+        let stream = relisting_watcher(api_for(ns), watcher::Config::default().any_semantic())
             .default_backoff()
-            .modify(|credential: &mut SamlAppCredential| credential.managed_fields_mut().clear())
+            .modify(cache::reduce_credential)
             .map_ok(move |event| {
                 fed.observe(&event);
                 if let watcher::Event::Delete(gone) = &event {
                     forget.forget(&gone.uid().unwrap_or_default());
+                    series.forget_credential(&gone.namespace().unwrap_or_default(), &gone.name_any());
+                    for peer in fed.by_app(&gone.spec.app_id) {
+                        let _ = takeover.unbounded_send(peer);
+                    }
                 }
                 event
             })
             .reflect(writer)
             .touched_objects();
-        credential_streams.push(stream.boxed());
+        credential_streams.push((stream.boxed(), takeovers));
         credential_stores.push(reader);
         indexes.push(index);
     }
@@ -186,19 +201,25 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         let (reader, writer) = reflector::store();
         let orgs: Api<OktaOrg> = scoped(&client, ns);
         org_streams.push(
-            watcher(orgs, watcher::Config::default()).default_backoff().reflect(writer).touched_objects().boxed(),
+            relisting_watcher(orgs, watcher::Config::default())
+                .default_backoff()
+                .reflect(writer)
+                .touched_objects()
+                .boxed(),
         );
         org_stores.push(reader);
     }
     let (cluster_org_store, writer) = reflector::store();
     let cluster_orgs: Api<ClusterOktaOrg> = Api::all(client.clone());
-    background
-        .push(Box::pin(drain(watcher(cluster_orgs, watcher::Config::default()).default_backoff().reflect(writer))));
+    background.push(Box::pin(drain(
+        relisting_watcher(cluster_orgs, watcher::Config::default()).default_backoff().reflect(writer),
+    )));
     let (namespace_store, writer) = reflector::store();
     if scopes == [None] {
         // Only in cluster-wide mode: a scoped install may read just its own namespaces (by name).
         let namespaces: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
-        let stream = watcher(namespaces, watcher::Config::default()).default_backoff().modify(cache::reduce_namespace);
+        let stream =
+            relisting_watcher(namespaces, watcher::Config::default()).default_backoff().modify(cache::reduce_namespace);
         background.push(Box::pin(drain(stream.reflect(writer))));
     }
     let caches = Caches {
@@ -253,9 +274,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let config = controller::Config::default().concurrency(args.concurrency);
     let mut tasks: Vec<ReconcileFuture> = Vec::new();
     let streams = credential_streams.into_iter().zip(secret_streams).zip(org_streams);
-    for (i, ((credentials, secrets), orgs)) in streams.enumerate() {
-        let ns = &scopes[i];
-        let (index, secret_index, peer_index) = (indexes[i].clone(), indexes[i].clone(), indexes[i].clone());
+    for (i, (((credentials, takeovers), secrets), orgs)) in streams.enumerate() {
+        let (index, secret_index) = (indexes[i].clone(), indexes[i].clone());
         let auth_users =
             AuthUsers { caches: caches.clone(), cluster_resource_namespace: args.cluster_resource_namespace.clone() };
         let cluster_index = index.clone();
@@ -274,18 +294,10 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                 refs.extend(auth_users.of_secret(&ns, &name, &secret_index));
                 refs
             })
-            // When a credential goes, another on the same app may now be the oldest and take over.
-            .watches(api_for(ns), watcher::Config::default(), move |gone: SamlAppCredential| {
-                let peers = peer_index.by_app(&gone.spec.app_id).into_iter();
-                peers
-                    .filter(|c| {
-                        Some(c.name.as_str()) != gone.metadata.name.as_deref() || c.namespace != gone.namespace()
-                    })
-                    .collect::<Vec<_>>()
-            })
+            .reconcile_on(takeovers)
             // A changed org may unblock or change every credential that uses it.
             .watches_stream(orgs, move |org: OktaOrg| index.by_org(&cache::org_of_okta_org(&org)))
-            .watches(Api::<ClusterOktaOrg>::all(client.clone()), watcher::Config::default(), move |org| {
+            .watches_stream(watch(Api::<ClusterOktaOrg>::all(client.clone())), move |org| {
                 cluster_index.by_org(&cache::org_of_cluster_org(&org))
             })
             .graceful_shutdown_on(shutdown.clone())
@@ -294,15 +306,17 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     }
     for ns in &scopes {
         let orgs: Api<OktaOrg> = scoped(&client, ns);
-        let stream = Controller::new(orgs, watcher::Config::default()).graceful_shutdown_on(shutdown.clone()).run(
-            |org, ctx| guard::guarded(org, ctx, org_status::reconcile_okta_org),
-            error_policy,
-            ctx.clone(),
-        );
+        let (reader, writer) = reflector::store();
+        let watched = relisting_watcher(orgs, watcher::Config::default()).default_backoff().reflect(writer);
+        let stream = Controller::for_stream(watched.touched_objects(), reader)
+            .graceful_shutdown_on(shutdown.clone())
+            .run(|org, ctx| guard::guarded(org, ctx, org_status::reconcile_okta_org), error_policy, ctx.clone());
         tasks.push(Box::pin(drain(stream)));
     }
     let cluster_orgs: Api<ClusterOktaOrg> = Api::all(client.clone());
-    let stream = Controller::new(cluster_orgs, watcher::Config::default()).graceful_shutdown_on(shutdown.clone()).run(
+    let (reader, writer) = reflector::store();
+    let watched = relisting_watcher(cluster_orgs, watcher::Config::default()).default_backoff().reflect(writer);
+    let stream = Controller::for_stream(watched.touched_objects(), reader).graceful_shutdown_on(shutdown.clone()).run(
         |org, ctx| guard::guarded(org, ctx, org_status::reconcile_cluster_okta_org),
         error_policy,
         ctx.clone(),

@@ -23,7 +23,7 @@ pub struct FloorFigures {
 
 /// How long a fleet of `n` may take to become Ready before the run gives up: generous (main's
 /// controller takes about 0.12 s per credential here), the run is a measurement.
-fn ready_timeout(n: usize) -> Duration {
+pub fn ready_timeout(n: usize) -> Duration {
     Duration::from_secs(300) + Duration::from_millis(500) * n as u32
 }
 

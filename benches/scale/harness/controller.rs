@@ -37,7 +37,16 @@ impl Controller {
     pub fn start(args: &ControllerArgs, log: &Path) -> Result<Controller> {
         let (metrics_port, health_port) = (free_port()?, free_port()?);
         let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_samlcred"));
+        // SCALE_CONTROLLER_WRAPPER (for example benches/scale/heaptrack.sh) runs the controller
+        // through a program that execs it, so the pid (and VmHWM) stay the controller's.
+        let mut cmd = match std::env::var_os("SCALE_CONTROLLER_WRAPPER") {
+            Some(wrapper) => {
+                let mut cmd = tokio::process::Command::new(wrapper);
+                cmd.arg(env!("CARGO_BIN_EXE_samlcred"));
+                cmd
+            }
+            None => tokio::process::Command::new(env!("CARGO_BIN_EXE_samlcred")),
+        };
         // SCALE_LOG_LEVEL (for example info,samlcred=debug) to see what a run did; info by default.
         let log_level = std::env::var("SCALE_LOG_LEVEL").unwrap_or_else(|_| "info".into());
         cmd.args(["controller", "--allow-insecure-okta-http", "--log-format=json"])

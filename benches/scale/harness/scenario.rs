@@ -67,6 +67,54 @@ pub fn run_main(config: Config) -> Result<Report> {
     result
 }
 
+/// `SCALE_PHASE=memory`: only what the peak RSS figures need (adoption of N credentials, then a
+/// restart of the settled fleet), for profiling the controller's memory (see
+/// `SCALE_CONTROLLER_WRAPPER`) without the floor, rotation and resync phases.
+pub fn run_memory(config: Config) -> Result<Report> {
+    let plane = start_control_plane(&config.dir.join("cluster"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let result = runtime.block_on(memory_only(plane, &config));
+    plane.stop();
+    result
+}
+
+async fn memory_only(plane: &'static testenv::ControlPlane, config: &Config) -> Result<Report> {
+    let phases = PhaseLog::default();
+    let setup = phases.start("setup");
+    let sim = SimConfig { rate_limits: RateLimits::unlimited(), ..SimConfig::default() };
+    let mut run =
+        Run::setup(plane, sim, config.concurrency, config.okta_resync, config.dir.clone(), phases.clone()).await?;
+    let fleet = fleet::create(&run.cluster, &run.sim, "fleet", config.n, config.per_namespace, &config.delay()).await?;
+    drop(setup);
+    let adoption = phases.start("adoption");
+    let mut controller = run.start_controller("adoption", None)?;
+    let timeout = super::adoption::ready_timeout(config.n);
+    let all_ready = run.watch.wait_all("credentials Ready", &fleet.creds, timeout, |_, s| fleet::is_ready(s));
+    super::run::while_running(&mut controller, all_ready).await?;
+    run.settle(Duration::from_secs(3), Duration::from_secs(60)).await?;
+    let adopted = controller.stop(Duration::from_secs(30)).await?;
+    drop(adoption);
+    let restart = phases.start("restart of a settled fleet");
+    let mut controller = run.start_controller("restart", None)?;
+    super::run::run_for(&mut controller, config.restart_window).await?;
+    let restarted = controller.stop(Duration::from_secs(30)).await?;
+    drop(restart);
+    let r = &mut run.report;
+    r.section("memory");
+    let note = format!("VmHWM with {} credentials; the target is set for 10,000", config.n);
+    r.check("controller peak RSS, adoption", super::report::mib(adopted.peak_rss_mib), Target::AtMost(64.0), &note);
+    let note = format!("{} s after the start", config.restart_window.as_secs());
+    r.check(
+        "controller peak RSS after a restart",
+        super::report::mib(restarted.peak_rss_mib),
+        Target::AtMost(64.0),
+        &note,
+    );
+    let phase_times: Vec<_> = phases.entries().into_iter().map(|(n, s)| json!({"phase": n, "seconds": s})).collect();
+    r.detail("phases", json!(phase_times));
+    Ok(run.report)
+}
+
 async fn phases(plane: &'static testenv::ControlPlane, config: &Config) -> Result<Report> {
     let total = Instant::now();
     let phases = PhaseLog::default();

@@ -8,6 +8,7 @@
 //! decided when its event arrives: samlcred's own (by label) always, others while a credential
 //! or an org refers to them.
 
+use super::kept::KeptSecret;
 use crate::api::{annotations, labels};
 use futures::{Stream, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
@@ -35,7 +36,7 @@ pub enum CachedSecret {
 /// What one list (and the watch after it) showed.
 #[derive(Default)]
 struct Seen {
-    kept: HashMap<Key, Arc<PartialObjectMeta<Secret>>>,
+    kept: HashMap<Key, KeptSecret>,
     others: HashSet<u64>,
 }
 
@@ -46,7 +47,7 @@ impl Seen {
         let hash = hashed(&key.0, &key.1);
         if labelled_ours(secret) || keep(secret) {
             self.others.remove(&hash);
-            self.kept.insert(key, Arc::new(secret.clone()));
+            self.kept.insert(key, KeptSecret::of(secret));
         } else {
             self.kept.remove(&key);
             self.others.insert(hash);
@@ -145,7 +146,7 @@ impl SecretStore {
         }
         let key = (namespace.to_string(), name.to_string());
         Some(match state.seen.kept.get(&key) {
-            Some(secret) => CachedSecret::Kept(secret.clone()),
+            Some(secret) => CachedSecret::Kept(Arc::new(secret.expand(namespace, name))),
             None if state.seen.others.contains(&hashed(namespace, name)) => CachedSecret::Unkept,
             None => CachedSecret::Missing,
         })
@@ -159,7 +160,7 @@ impl SecretStore {
         if state.seen.others.remove(&hashed(&namespace, &name)) {
             let mut secret: PartialObjectMeta<Secret> = meta.clone().into_response_partial();
             reduce_secret(&mut secret);
-            state.seen.kept.insert((namespace, name), Arc::new(secret));
+            state.seen.kept.insert((namespace, name), KeptSecret::of(&secret));
         }
     }
 
@@ -184,10 +185,12 @@ pub fn watch_into(
     store: SecretStore,
     keep: impl Fn(&PartialObjectMeta<Secret>) -> bool + Send + 'static,
 ) -> impl Stream<Item = Result<watcher::Event<PartialObjectMeta<Secret>>, watcher::Error>> + Send {
-    watcher(api, watcher::Config::default()).default_backoff().modify(reduce_secret).map_ok(move |event| {
-        store.observe(&event, &keep);
-        event
-    })
+    super::relisting_watcher(api, watcher::Config::default()).default_backoff().modify(reduce_secret).map_ok(
+        move |event| {
+            store.observe(&event, &keep);
+            event
+        },
+    )
 }
 
 /// A Secret's metadata reduced to what samlcred reads of it.

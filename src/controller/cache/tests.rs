@@ -84,6 +84,55 @@ fn a_reduced_secret_keeps_only_what_samlcred_reads() {
     assert!(meta.managed_fields.is_none());
 }
 
+#[test]
+fn a_kept_secret_reads_back_as_its_reduced_metadata() {
+    let mut secret: PartialObjectMeta<Secret> = serde_json::from_value(serde_json::json!({
+        "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+        "metadata": {
+            "name": "one-idp", "namespace": "a", "uid": "u1", "resourceVersion": "9",
+            "deletionTimestamp": "2026-12-01T10:00:00Z",
+            "labels": {"app.kubernetes.io/managed-by": "samlcred", "samlcred.io/credential": "one", "team": "x"},
+            "annotations": {"samlcred.io/kid": "k1", "samlcred.io/secret-hash": "h"},
+            "ownerReferences": [{"apiVersion": "samlcred.io/v1alpha1", "kind": "SamlAppCredential",
+                                 "name": "one", "uid": "c1", "controller": true}]
+        }
+    }))
+    .unwrap();
+    reduce_secret(&mut secret);
+    let kept = super::kept::KeptSecret::of(&secret);
+    assert_eq!(kept.expand("a", "one-idp").metadata, secret.metadata);
+    let mut bare = secret_meta("b", "plain", "3", false);
+    reduce_secret(&mut bare);
+    assert_eq!(super::kept::KeptSecret::of(&bare).expand("b", "plain").metadata, bare.metadata);
+}
+
+#[test]
+fn a_stored_credential_keeps_only_the_annotations_samlcred_reads() {
+    let mut credential: SamlAppCredential = serde_json::from_value(serde_json::json!({
+        "apiVersion": "samlcred.io/v1alpha1", "kind": "SamlAppCredential",
+        "metadata": {
+            "name": "one", "namespace": "a", "uid": "u1", "resourceVersion": "9", "generation": 2,
+            "labels": {"team": "x"},
+            "annotations": {"samlcred.io/rotate": "t1", "samlcred.io/activate": "k2",
+                            "kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+            "managedFields": [{"manager": "kubectl", "operation": "Update"}]
+        },
+        "spec": {"orgRef": {"name": "acme"}, "appId": "app1", "secretName": "one-idp"}
+    }))
+    .unwrap();
+    reduce_credential(&mut credential);
+    let meta = &credential.metadata;
+    let kept: Vec<&String> = meta.annotations.as_ref().unwrap().keys().collect();
+    assert_eq!(kept, ["samlcred.io/activate", "samlcred.io/rotate"]);
+    assert!(meta.labels.is_none() && meta.managed_fields.is_none());
+    assert_eq!((meta.generation, meta.uid.as_deref()), (Some(2), Some("u1")));
+
+    let mut plain = credential.clone();
+    plain.metadata.annotations = Some([("other".to_string(), "v".to_string())].into());
+    reduce_credential(&mut plain);
+    assert!(plain.metadata.annotations.is_none());
+}
+
 fn secret_meta(ns: &str, name: &str, rv: &str, ours: bool) -> PartialObjectMeta<Secret> {
     let labels =
         if ours { serde_json::json!({"app.kubernetes.io/managed-by": "samlcred"}) } else { serde_json::json!({}) };
