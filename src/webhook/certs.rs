@@ -62,10 +62,13 @@ pub async fn keep(client: kube::Client, settings: CertSettings, serving: Arc<Ser
                         Err(e) => tracing::warn!("{}", CertError::Unusable(settings.secret_name.clone(), e.to_string())),
                     }
                 }
-                if let Some(name) = &settings.configuration_name
-                    && let Err(e) = patch_ca_bundle(&configurations, name, &material.ca_bundle).await
-                {
-                    tracing::warn!("webhook caBundle: {e}");
+                let patched = match &settings.configuration_name {
+                    Some(name) => patch_ca_bundle(&configurations, name, &material.ca_bundle).await,
+                    None => Ok(()),
+                };
+                match patched {
+                    Ok(()) => tracing::debug!("webhook Secret and caBundle checked"),
+                    Err(e) => tracing::warn!("webhook caBundle: {e}"),
                 }
             }
             Err(e) => tracing::warn!("webhook certificate: {e}"),
