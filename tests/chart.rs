@@ -457,7 +457,10 @@ async fn default_rendering_passes_a_server_dry_run() {
     assert_eq!(webhook["rules"][0]["operations"], json!(["CREATE", "UPDATE"]));
     assert_eq!(webhook["rules"][0]["resources"], json!(["samlappcredentials"]));
     let service = &webhook["clientConfig"]["service"];
-    assert_eq!((service["name"].as_str(), service["namespace"].as_str()), (Some(&*format!("{full}-webhook")), Some(&**n)));
+    assert_eq!(
+        (service["name"].as_str(), service["namespace"].as_str()),
+        (Some(&*format!("{full}-webhook")), Some(&**n))
+    );
     assert_eq!(service["path"], "/validate/samlappcredentials");
     assert!(webhook["clientConfig"].get("caBundle").is_none(), "{webhook}");
     let selector = &webhook["namespaceSelector"]["matchExpressions"];
@@ -467,7 +470,7 @@ async fn default_rendering_passes_a_server_dry_run() {
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], "webhook");
     let role = find(&objects, "Role", &format!("{full}-webhook"));
     assert_eq!(role["rules"][1]["resourceNames"], json!([format!("{full}-webhook-tls")]));
-    assert_eq!(role["rules"][1]["verbs"], json!(["get", "update"]));
+    assert_eq!(role["rules"][1]["verbs"], json!(["get", "patch"]));
     let cluster_role = find(&objects, "ClusterRole", &format!("{full}-webhook"));
     assert_eq!(
         cluster_role["rules"],
@@ -632,8 +635,10 @@ async fn cluster_wide_install_grants_only_what_the_operator_needs() {
 
     let sa = format!("system:serviceaccount:{n}:{full}");
     let lease = format!("leases.coordination.k8s.io/{full}");
-    let (webhook_secret, webhook) =
-        (format!("secrets/{full}-webhook-tls"), format!("validatingwebhookconfigurations.admissionregistration.k8s.io/{full}-webhook"));
+    let (webhook_secret, webhook) = (
+        format!("secrets/{full}-webhook-tls"),
+        format!("validatingwebhookconfigurations.admissionregistration.k8s.io/{full}-webhook"),
+    );
     assert_can_i(
         &sa,
         true,
@@ -659,7 +664,8 @@ async fn cluster_wide_install_grants_only_what_the_operator_needs() {
             ("get", &lease, n),
             ("patch", &lease, n),
             // The webhook's certificate and its configuration's caBundle.
-            ("update", &webhook_secret, n),
+            ("get", &webhook_secret, n),
+            ("patch", &webhook_secret, n),
             ("get", &webhook, ""),
             ("patch", &webhook, ""),
         ],
@@ -678,7 +684,8 @@ async fn cluster_wide_install_grants_only_what_the_operator_needs() {
         ("patch", "samlappcredentials.samlcred.io", o),
         ("update", "samlappcredentials.samlcred.io/status", o),
         ("update", "secrets", o),
-        ("update", "secrets/someone-elses", n),
+        ("patch", "secrets/someone-elses", n),
+        ("update", &webhook_secret, n),
         ("create", "events", o),
         ("patch", "validatingwebhookconfigurations.admissionregistration.k8s.io/someone-elses", ""),
         ("update", &webhook, ""),
@@ -755,7 +762,7 @@ async fn scoped_install_stays_inside_its_namespaces() {
         ("list", "secrets", "*"),
         ("get", "secrets", "default"),
         ("patch", "secrets", n),
-        ("update", "secrets/someone-elses", n),
+        ("patch", "secrets/someone-elses", n),
         ("watch", "samlappcredentials.samlcred.io", "*"),
         ("get", "samlappcredentials.samlcred.io", o),
         ("patch", "samlappcredentials.samlcred.io/status", o),
@@ -972,13 +979,13 @@ spec:
             .is_some_and(|notes| notes.contains_key("samlcred.io/secret-hash"));
         let state = format!("web-saml-idp kid {kid:?}, shared-saml-idp kid {shared_kid:?}, web restarted {restarted}");
         let rotated = kid.is_some() && kid != Some(app.kids[0].clone());
-        let configuration = Api::<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration>::all(
-            client.clone(),
-        )
-        .get(&format!("{full}-webhook"))
-        .await
-        .unwrap();
-        let ca_bundle = configuration.webhooks.unwrap_or_default().into_iter().next().and_then(|w| w.client_config.ca_bundle);
+        let configuration =
+            Api::<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration>::all(client.clone())
+                .get(&format!("{full}-webhook"))
+                .await
+                .unwrap();
+        let ca_bundle =
+            configuration.webhooks.unwrap_or_default().into_iter().next().and_then(|w| w.client_config.ca_bundle);
         let state = format!("{state}, webhook caBundle set {}", ca_bundle.is_some());
         if rotated
             && kid == sim.active_kid(&app.id)

@@ -171,7 +171,10 @@ async fn admission_refuses_what_the_controller_cannot_plan_with() {
     .await;
     assert!(message.contains(r#"spec.activation.windows[1].schedule "0 0 31 4,6,9,11 *" never fires"#), "{message}");
     let message = refused(json!([{"schedule": "0 2 * * *", "duration": "1h", "timeZone": "Mars/Olympus_Mons"}])).await;
-    assert!(message.contains(r#"spec.activation.windows[0].timeZone "Mars/Olympus_Mons" is not in the tz database"#), "{message}");
+    assert!(
+        message.contains(r#"spec.activation.windows[0].timeZone "Mars/Olympus_Mons" is not in the tz database"#),
+        "{message}"
+    );
     // A zero duration: the CRD's CEL rule refuses it before the webhook is asked.
     let message = refused(json!([{"schedule": "0 2 * * *", "duration": "0s"}])).await;
     assert!(message.contains("spec.activation.windows[0].duration"), "{message}");

@@ -78,9 +78,9 @@ impl Window {
             return Err(WindowProblem::new(Schedule, problem));
         }
         let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
-        let schedule = parser
-            .parse(text)
-            .map_err(|e| WindowProblem::new(Schedule, format!("{:?} is not a cron expression: {e}", window.schedule)))?;
+        let schedule = parser.parse(text).map_err(|e| {
+            WindowProblem::new(Schedule, format!("{:?} is not a cron expression: {e}", window.schedule))
+        })?;
         let length = duration::parse(&window.duration).map_err(|e| {
             let problem = match e {
                 duration::DurationError::Malformed(text) => format!("{text:?} is not of the form 2h, 90m or 1h30m"),

@@ -1,6 +1,8 @@
 //! The webhook's certificates in the cluster: one Secret that every replica converges on (created
 //! if absent, a 409 meaning another replica won; renewed by an update conditioned on its
 //! resourceVersion), and the webhook configuration's caBundle, patched to trust its CA.
+//! Every write after the first is a patch, as everywhere in samlcred: a renewal is a merge patch
+//! whose resourceVersion is a precondition, so that two replicas cannot both renew.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,7 +61,9 @@ pub async fn keep(client: kube::Client, settings: CertSettings, serving: Arc<Ser
                 if served.as_ref() != Some(&material) {
                     match serving.set(&material) {
                         Ok(()) => served = Some(material.clone()),
-                        Err(e) => tracing::warn!("{}", CertError::Unusable(settings.secret_name.clone(), e.to_string())),
+                        Err(e) => {
+                            tracing::warn!("{}", CertError::Unusable(settings.secret_name.clone(), e.to_string()))
+                        }
                     }
                 }
                 let patched = match &settings.configuration_name {
@@ -97,13 +101,13 @@ pub async fn ensure(secrets: &Api<Secret>, settings: &CertSettings) -> Result<Ma
         };
         let material = pki::issue(current.as_ref(), &verdict, &settings.hosts, now)?;
         let written = match existing {
-            None => secrets.create(&params, &secret_of(name, &material, None)).await,
+            None => secrets.create(&params, &secret_of(name, &material)).await,
             Some(old) => {
-                let version = old.metadata.resource_version.clone();
-                secrets.replace(name, &params, &secret_of(name, &material, Some(old.metadata))).await.map(|s| {
-                    tracing::debug!(from = ?version, to = ?s.metadata.resource_version, "webhook Secret replaced");
-                    s
-                })
+                let mut renewed = secret_of(name, &material);
+                renewed.metadata.resource_version = old.metadata.resource_version;
+                renewed.type_ = None;
+                let patch = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+                secrets.patch(name, &patch, &Patch::Merge(&renewed)).await
             }
         };
         match written {
@@ -160,12 +164,12 @@ fn material_of(secret: &Secret) -> Option<Material> {
     Some(Material { ca_bundle: text(CA_CERT)?, ca_key: text(CA_KEY)?, cert: text(CERT)?, key: text(KEY)? })
 }
 
-fn secret_of(name: &str, material: &Material, previous: Option<ObjectMeta>) -> Secret {
-    let mut metadata = previous.unwrap_or_else(|| ObjectMeta { name: Some(name.into()), ..ObjectMeta::default() });
-    metadata.managed_fields = None;
-    let labels = metadata.labels.get_or_insert_with(BTreeMap::new);
-    labels.insert("app.kubernetes.io/name".into(), "samlcred".into());
-    labels.insert("app.kubernetes.io/component".into(), "webhook".into());
+fn secret_of(name: &str, material: &Material) -> Secret {
+    let labels = BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), "samlcred".to_owned()),
+        ("app.kubernetes.io/component".to_owned(), "webhook".to_owned()),
+    ]);
+    let metadata = ObjectMeta { name: Some(name.into()), labels: Some(labels), ..ObjectMeta::default() };
     let bytes = |text: &str| ByteString(text.as_bytes().to_vec());
     let data = BTreeMap::from([
         (CA_CERT.to_owned(), bytes(&material.ca_bundle)),

@@ -92,7 +92,12 @@ pub fn verdict(material: Option<&Material>, hosts: &[String], now: Timestamp) ->
 /// New material for `verdict`: a new serving certificate from `previous`'s CA, or a new CA (the
 /// previous one stays in the bundle while it is valid, so that replicas still serving its
 /// certificates are trusted until they pick up the new one).
-pub fn issue(previous: Option<&Material>, verdict: &Verdict, hosts: &[String], now: Timestamp) -> Result<Material, PkiError> {
+pub fn issue(
+    previous: Option<&Material>,
+    verdict: &Verdict,
+    hosts: &[String],
+    now: Timestamp,
+) -> Result<Material, PkiError> {
     if hosts.is_empty() {
         return Err(PkiError::NoHosts);
     }
@@ -243,7 +248,10 @@ mod tests {
         assert_ne!(renewed.cert, material.cert);
         assert!(matches!(verdict(Some(&renewed), &hosts(), later), Verdict::Keep { .. }));
         let other = vec!["samlcred-webhook.other.svc".to_string()];
-        assert_eq!(verdict(Some(&material), &other, now()), Verdict::NewServing("the serving certificate names other hosts"));
+        assert_eq!(
+            verdict(Some(&material), &other, now()),
+            Verdict::NewServing("the serving certificate names other hosts")
+        );
     }
 
     #[test]
@@ -263,7 +271,10 @@ mod tests {
         let one = issue(None, &Verdict::NewCa("test"), &hosts(), now()).unwrap();
         let two = issue(None, &Verdict::NewCa("test"), &hosts(), now()).unwrap();
         let mixed = Material { cert: two.cert.clone(), key: two.key.clone(), ..one.clone() };
-        assert_eq!(verdict(Some(&mixed), &hosts(), now()), Verdict::NewServing("the serving certificate is not the CA's"));
+        assert_eq!(
+            verdict(Some(&mixed), &hosts(), now()),
+            Verdict::NewServing("the serving certificate is not the CA's")
+        );
         let garbage = Material { ca_bundle: "junk".into(), ..one };
         assert!(matches!(verdict(Some(&garbage), &hosts(), now()), Verdict::NewCa(_)));
         assert!(matches!(issue(None, &Verdict::NewCa("t"), &[], now()), Err(PkiError::NoHosts)));

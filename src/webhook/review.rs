@@ -147,7 +147,12 @@ mod tests {
         let unreadable = answer(&review("CREATE", SAC, bad, Value::Null));
         assert!(!response(&unreadable).allowed);
         assert!(response(&unreadable).result.message.starts_with("not a SamlAppCredential samlcred can read"));
-        for body in [&b"not json"[..], b"{}", b"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\"}", &[0xff; 64]] {
+        for body in [
+            &b"not json"[..],
+            b"{}",
+            b"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\"}",
+            &[0xff; 64],
+        ] {
             let answer = answer(body);
             assert!(!answer.decoded, "{body:?}");
             assert!(!response(&answer).allowed);

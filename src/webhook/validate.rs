@@ -9,7 +9,8 @@ use crate::rotation::{Policy, SpecError, Windows};
 pub fn validate(credential: &SamlAppCredential) -> Result<(), Vec<String>> {
     let spec = &credential.spec;
     // All the windows' problems at once, rather than the first that planning stops at.
-    let mut problems: Vec<String> = Windows::problems(&spec.activation.windows).iter().map(ToString::to_string).collect();
+    let mut problems: Vec<String> =
+        Windows::problems(&spec.activation.windows).iter().map(ToString::to_string).collect();
     match Policy::from_spec(spec) {
         Ok(_) => {}
         Err(SpecError::Duration(e)) => problems.push(format!("spec: {e}")),
@@ -65,7 +66,10 @@ mod tests {
             ]
         );
         assert_eq!(problems.len(), 5, "{problems:?}");
-        assert!(problems[4].starts_with(r#"spec.activation.windows[5].schedule "61 * * * *" is not a cron"#), "{problems:?}");
+        assert!(
+            problems[4].starts_with(r#"spec.activation.windows[5].schedule "61 * * * *" is not a cron"#),
+            "{problems:?}"
+        );
     }
 
     #[test]
