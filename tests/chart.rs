@@ -402,13 +402,19 @@ async fn default_rendering_passes_a_server_dry_run() {
     let n = &ns.name;
     let mut expected = vec![
         format!("ClusterRole {full}"),
+        format!("ClusterRole {full}-webhook"),
         format!("ClusterRoleBinding {full}"),
+        format!("ClusterRoleBinding {full}-webhook"),
         format!("Deployment {n}/{full}"),
         format!("PodDisruptionBudget {n}/{full}"),
         format!("Role {n}/{full}-leader-election"),
+        format!("Role {n}/{full}-webhook"),
         format!("RoleBinding {n}/{full}-leader-election"),
+        format!("RoleBinding {n}/{full}-webhook"),
         format!("Service {n}/{full}-metrics"),
+        format!("Service {n}/{full}-webhook"),
         format!("ServiceAccount {n}/{full}"),
+        format!("ValidatingWebhookConfiguration {full}-webhook"),
     ];
     expected.extend(CRD_NAMES.iter().map(|c| format!("CustomResourceDefinition {c}")));
     expected.sort();
@@ -429,9 +435,48 @@ async fn default_rendering_passes_a_server_dry_run() {
         "--metrics-bind-address=0.0.0.0:8080",
         "--health-bind-address=0.0.0.0:8081",
         "--log-format=json",
+        "--webhook-bind-address=0.0.0.0:9443",
+        &format!("--webhook-hosts={full}-webhook.{n}.svc"),
+        &format!("--webhook-secret-name={full}-webhook-tls"),
+        &format!("--webhook-secret-namespace={n}"),
+        &format!("--webhook-configuration-name={full}-webhook"),
     ] {
         assert!(args.contains(&arg), "{arg} missing from {args:?}");
     }
+    let ports = container["ports"].as_array().unwrap();
+    assert!(ports.contains(&json!({"name": "webhook", "containerPort": 9443, "protocol": "TCP"})), "{ports:?}");
+
+    // The webhook: CREATE and UPDATE of SamlAppCredentials, through the Service, Fail by default,
+    // its caBundle left to the operator; RBAC for its one Secret and its one configuration.
+    let webhook = &find(&objects, "ValidatingWebhookConfiguration", &format!("{full}-webhook"))["webhooks"][0];
+    assert_eq!(webhook["failurePolicy"], "Fail");
+    assert_eq!(webhook["sideEffects"], "None");
+    assert_eq!(webhook["admissionReviewVersions"], json!(["v1"]));
+    assert_eq!(webhook["timeoutSeconds"], 5);
+    assert_eq!(webhook["rules"][0]["apiGroups"], json!(["samlcred.io"]));
+    assert_eq!(webhook["rules"][0]["operations"], json!(["CREATE", "UPDATE"]));
+    assert_eq!(webhook["rules"][0]["resources"], json!(["samlappcredentials"]));
+    let service = &webhook["clientConfig"]["service"];
+    assert_eq!(
+        (service["name"].as_str(), service["namespace"].as_str()),
+        (Some(&*format!("{full}-webhook")), Some(&**n))
+    );
+    assert_eq!(service["path"], "/validate/samlappcredentials");
+    assert!(webhook["clientConfig"].get("caBundle").is_none(), "{webhook}");
+    let selector = &webhook["namespaceSelector"]["matchExpressions"];
+    assert_eq!(selector, &json!([{"key": "samlcred.io/disable-validation", "operator": "NotIn", "values": ["true"]}]));
+    let svc = find(&objects, "Service", &format!("{full}-webhook"));
+    assert_eq!(svc["spec"]["ports"][0]["port"], 443);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "webhook");
+    let role = find(&objects, "Role", &format!("{full}-webhook"));
+    assert_eq!(role["rules"][1]["resourceNames"], json!([format!("{full}-webhook-tls")]));
+    assert_eq!(role["rules"][1]["verbs"], json!(["get", "patch"]));
+    let cluster_role = find(&objects, "ClusterRole", &format!("{full}-webhook"));
+    assert_eq!(
+        cluster_role["rules"],
+        json!([{"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"],
+                "resourceNames": [format!("{full}-webhook")], "verbs": ["get", "patch"]}])
+    );
     assert!(!args.iter().any(|a| a.starts_with("--namespaces")), "cluster-wide mode watches all: {args:?}");
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
@@ -476,6 +521,22 @@ async fn scoped_rendering_passes_a_server_dry_run() {
     let args = &find(&objects, "Deployment", &full)["spec"]["template"]["spec"]["containers"][0]["args"];
     assert!(args.as_array().unwrap().contains(&json!(format!("--namespaces={a},{b}"))), "{args}");
     assert!(args.as_array().unwrap().contains(&json!("--log-format=text")), "{args}");
+    // The webhook reviews only the namespaces this release manages.
+    let webhook = &find(&objects, "ValidatingWebhookConfiguration", &format!("{full}-webhook"))["webhooks"][0];
+    let selector = &webhook["namespaceSelector"]["matchExpressions"];
+    assert_eq!(selector[1], json!({"key": "kubernetes.io/metadata.name", "operator": "In", "values": [a, b]}));
+}
+
+#[test]
+fn the_webhook_can_be_turned_off_or_set_to_ignore() {
+    let off = template("samlcred", "samlcred-system", &["webhook.enabled=false"]);
+    assert!(!off.contains("ValidatingWebhookConfiguration") && !off.contains("samlcred-webhook"), "{off}");
+    assert!(off.contains("- --webhook-bind-address=\n"), "the operator is told not to serve it: {off}");
+    let ignore = template("samlcred", "samlcred-system", &["webhook.failurePolicy=Ignore", "webhook.port=10443"]);
+    assert!(ignore.contains("failurePolicy: Ignore") && ignore.contains("--webhook-bind-address=0.0.0.0:10443"));
+    let mut cmd = helm();
+    cmd.args(["template", "bad"]).arg(chart()).args(["--set", "webhook.failurePolicy=Maybe"]);
+    assert!(!cmd.output().unwrap().status.success(), "failurePolicy is Fail or Ignore");
 }
 
 #[tokio::test]
@@ -550,8 +611,11 @@ async fn cluster_wide_install_grants_only_what_the_operator_needs() {
             format!("deployment.apps/{full}"),
             format!("poddisruptionbudget.policy/{full}"),
             format!("role.rbac.authorization.k8s.io/{full}-leader-election"),
+            format!("role.rbac.authorization.k8s.io/{full}-webhook"),
             format!("rolebinding.rbac.authorization.k8s.io/{full}-leader-election"),
+            format!("rolebinding.rbac.authorization.k8s.io/{full}-webhook"),
             format!("service/{full}-metrics"),
+            format!("service/{full}-webhook"),
             format!("serviceaccount/{full}"),
         ]
     );
@@ -559,7 +623,9 @@ async fn cluster_wide_install_grants_only_what_the_operator_needs() {
         kubectl_get_names(&["clusterrole,clusterrolebinding", "-l", &selector]),
         [
             format!("clusterrole.rbac.authorization.k8s.io/{full}"),
+            format!("clusterrole.rbac.authorization.k8s.io/{full}-webhook"),
             format!("clusterrolebinding.rbac.authorization.k8s.io/{full}"),
+            format!("clusterrolebinding.rbac.authorization.k8s.io/{full}-webhook"),
         ]
     );
     let crds = kubectl_get_names(&["crd"]);
@@ -569,6 +635,10 @@ async fn cluster_wide_install_grants_only_what_the_operator_needs() {
 
     let sa = format!("system:serviceaccount:{n}:{full}");
     let lease = format!("leases.coordination.k8s.io/{full}");
+    let (webhook_secret, webhook) = (
+        format!("secrets/{full}-webhook-tls"),
+        format!("validatingwebhookconfigurations.admissionregistration.k8s.io/{full}-webhook"),
+    );
     assert_can_i(
         &sa,
         true,
@@ -593,6 +663,11 @@ async fn cluster_wide_install_grants_only_what_the_operator_needs() {
             ("create", "leases.coordination.k8s.io", n),
             ("get", &lease, n),
             ("patch", &lease, n),
+            // The webhook's certificate and its configuration's caBundle.
+            ("get", &webhook_secret, n),
+            ("patch", &webhook_secret, n),
+            ("get", &webhook, ""),
+            ("patch", &webhook, ""),
         ],
     );
     let mut forbidden = forbidden_everywhere(&[n, o]);
@@ -609,7 +684,13 @@ async fn cluster_wide_install_grants_only_what_the_operator_needs() {
         ("patch", "samlappcredentials.samlcred.io", o),
         ("update", "samlappcredentials.samlcred.io/status", o),
         ("update", "secrets", o),
+        // Cluster-wide, secrets may be patched anywhere (server-side apply); never updated.
+        ("update", &webhook_secret, n),
         ("create", "events", o),
+        ("patch", "validatingwebhookconfigurations.admissionregistration.k8s.io/someone-elses", ""),
+        ("update", &webhook, ""),
+        ("delete", &webhook, ""),
+        ("list", "validatingwebhookconfigurations.admissionregistration.k8s.io", ""),
     ]);
     assert_can_i(&sa, false, &forbidden);
 
@@ -655,6 +736,8 @@ async fn scoped_install_stays_inside_its_namespaces() {
         ("get", &ns_b, ""),
         // ClusterOktaOrg credentials, in the cluster resource namespace (the release's).
         ("get", "secrets", n),
+        // The webhook's certificate Secret, in the release namespace (create cannot name it).
+        ("create", "secrets", n),
     ];
     for watched in [a, b] {
         allowed.extend([
@@ -678,8 +761,8 @@ async fn scoped_install_stays_inside_its_namespaces() {
         ("list", "secrets", o),
         ("list", "secrets", "*"),
         ("get", "secrets", "default"),
-        ("create", "secrets", n),
         ("patch", "secrets", n),
+        ("patch", "secrets/someone-elses", n),
         ("watch", "samlappcredentials.samlcred.io", "*"),
         ("get", "samlappcredentials.samlcred.io", o),
         ("patch", "samlappcredentials.samlcred.io/status", o),
@@ -737,9 +820,15 @@ async fn the_operator_works_under_the_scoped_rbac() {
             &format!("metrics.port={}", free_port()),
             &format!("health.port={}", free_port()),
             "logFormat=text",
+            &format!("webhook.port={}", free_port()),
             "extraArgs={--allow-insecure-okta-http}",
         ],
     );
+    // No pod serves the chart's webhook here: the watched namespace opts out of it. The operator
+    // run below still keeps the webhook's Secret and caBundle, under the chart's RBAC.
+    let mut opt_out = plane.kubectl();
+    opt_out.args(["label", "namespace", a, "samlcred.io/disable-validation=true"]);
+    run(opt_out, None);
 
     // The arguments as installed, less any flag this build of the binary does not know yet.
     let mut get = plane.kubectl();
@@ -890,7 +979,20 @@ spec:
             .is_some_and(|notes| notes.contains_key("samlcred.io/secret-hash"));
         let state = format!("web-saml-idp kid {kid:?}, shared-saml-idp kid {shared_kid:?}, web restarted {restarted}");
         let rotated = kid.is_some() && kid != Some(app.kids[0].clone());
-        if rotated && kid == sim.active_kid(&app.id) && shared_kid == sim.active_kid(&cluster_app.id) && restarted {
+        let configuration =
+            Api::<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration>::all(client.clone())
+                .get(&format!("{full}-webhook"))
+                .await
+                .unwrap();
+        let ca_bundle =
+            configuration.webhooks.unwrap_or_default().into_iter().next().and_then(|w| w.client_config.ca_bundle);
+        let state = format!("{state}, webhook caBundle set {}", ca_bundle.is_some());
+        if rotated
+            && kid == sim.active_kid(&app.id)
+            && shared_kid == sim.active_kid(&cluster_app.id)
+            && restarted
+            && ca_bundle.is_some()
+        {
             break (true, state);
         }
         if std::time::Instant::now() > deadline {

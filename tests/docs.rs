@@ -323,6 +323,9 @@ async fn getting_started_works_as_written() {
     let helm_install = marked_block(&doc, "helm-install");
     assert!(helm_install.contains("helm install") && helm_install.contains("charts/samlcred"), "{helm_install}");
     check("helm-install", &helm_install, &run_shell(&helm_install, Path::new(ROOT), &[]).await, None);
+    // No replica serves the chart's admission webhook here; it must not refuse the doc's credential.
+    let ignore = r#"kubectl patch validatingwebhookconfiguration samlcred-webhook --type=json -p '[{"op": "replace", "path": "/webhooks/0/failurePolicy", "value": "Ignore"}]'"#;
+    check("webhook-ignore", ignore, &run_shell(ignore, Path::new(ROOT), &[]).await, None);
 
     // 2. An Okta org (the simulator) with a SAML app whose certificate is far from expiry.
     let sim = OktaSim::start(SimConfig::default()).await.unwrap();

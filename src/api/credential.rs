@@ -13,8 +13,9 @@ use super::duration;
 pub const AT_MOST_TEN_YEARS: &str = "duration(self) <= duration('87600h')";
 pub const RENEW_BEFORE_HALF_VALIDITY: &str = "renewBefore must be at most half of the certificate validity \
      (validityYears): a longer one makes a freshly activated key due for renewal at once";
-/// The shape of a 5-field cron schedule (minute hour day-of-month month day-of-week). The API server
-/// checks only this; the controller parses it and reports InvalidSpec for one that never fires.
+/// The shape of a 5-field cron schedule (minute hour day-of-month month day-of-week). The schema
+/// checks only this; the admission webhook (`crate::webhook`) refuses one that never fires, and
+/// without it the controller reports InvalidSpec.
 pub const CRON_PATTERN: &str = r"^[0-9A-Za-z*,/?#-]+( +[0-9A-Za-z*,/?#-]+){4}$";
 /// The shape of an IANA time zone name (Europe/Berlin, America/Argentina/Buenos_Aires, UTC, Etc/GMT+2).
 pub const TIME_ZONE_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$";
@@ -223,9 +224,11 @@ pub struct ActivationWindow {
     /// When the window opens: a 5-field cron expression (minute hour day-of-month month
     /// day-of-week, as in crontab(5); names such as MON or JAN are allowed), for example
     /// "0 2 * * TUE" for Tuesdays at 02:00. A day-of-month and a day-of-week both restricted match
-    /// either, as in cron. The API server checks the shape; one that never fires (such as February
-    /// 30) makes the credential Ready=False with reason InvalidSpec. An opening time that a
-    /// daylight saving change skips opens the window at the first instant after the gap.
+    /// either, as in cron. The API server checks the shape, and samlcred's admission webhook
+    /// refuses a schedule that never fires (such as February 30); where the webhook is not
+    /// installed, such a schedule makes the credential Ready=False with reason InvalidSpec. An
+    /// opening time that a daylight saving change skips opens the window at the first instant
+    /// after the gap.
     #[schemars(length(min = 9, max = 128), regex(pattern = CRON_PATTERN))]
     pub schedule: String,
 
@@ -237,8 +240,8 @@ pub struct ActivationWindow {
     pub duration: String,
 
     /// IANA time zone the schedule is read in (for example Europe/Berlin). Default UTC. A name the
-    /// operator's time zone database does not know makes the credential Ready=False with reason
-    /// InvalidSpec.
+    /// operator's time zone database does not know is refused by the admission webhook (or, where
+    /// it is not installed, makes the credential Ready=False with reason InvalidSpec).
     #[serde(default = "default_time_zone")]
     #[schemars(length(min = 1, max = 64), regex(pattern = TIME_ZONE_PATTERN))]
     pub time_zone: String,

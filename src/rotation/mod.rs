@@ -69,7 +69,7 @@ use crate::api::{
     conditions, duration,
 };
 use crate::secret::Ownership;
-pub use window::{WindowError, Windows};
+pub use window::{WindowError, WindowField, WindowProblem, Windows};
 
 /// A key credential of the app, as the planner needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]

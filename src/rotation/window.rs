@@ -25,37 +25,81 @@ pub struct Window {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Windows(Vec<Window>);
 
-/// Why a window of the spec cannot be used; the message names the window and what is wrong.
+/// The field of a window a problem is in, spelled as in the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowField {
+    Schedule,
+    Duration,
+    TimeZone,
+}
+
+impl std::fmt::Display for WindowField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WindowField::Schedule => "schedule",
+            WindowField::Duration => "duration",
+            WindowField::TimeZone => "timeZone",
+        })
+    }
+}
+
+/// What is wrong with one window: the field, and what about its value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("activation.windows[{index}]: {problem}")]
-pub struct WindowError {
-    pub index: usize,
+#[error("{field} {problem}")]
+pub struct WindowProblem {
+    pub field: WindowField,
     pub problem: String,
 }
 
+impl WindowProblem {
+    fn new(field: WindowField, problem: String) -> WindowProblem {
+        WindowProblem { field, problem }
+    }
+}
+
+/// Why a window of the spec cannot be used. The message names the field by its path, as the API
+/// server's own validation does (`spec.activation.windows[0].schedule "0 0 30 2 *" never fires`);
+/// the admission webhook and the controller's InvalidSpec condition say the same.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("spec.activation.windows[{index}].{problem}")]
+pub struct WindowError {
+    pub index: usize,
+    pub problem: WindowProblem,
+}
+
 impl Window {
-    pub fn parse(window: &ActivationWindow) -> Result<Window, String> {
+    pub fn parse(window: &ActivationWindow) -> Result<Window, WindowProblem> {
+        use WindowField::{Duration, Schedule, TimeZone as Zone};
         let text = window.schedule.trim();
         // croner also takes 6 and 7 fields and @nicknames; the spec promises 5 fields, as the
         // API server checks.
         if text.contains('@') || text.split_whitespace().count() != 5 {
-            return Err(format!("schedule {:?} is not a 5-field cron expression", window.schedule));
+            let problem = format!("{:?} is not a 5-field cron expression", window.schedule);
+            return Err(WindowProblem::new(Schedule, problem));
         }
         let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
-        let schedule = parser.parse(text).map_err(|e| format!("schedule {:?}: {e}", window.schedule))?;
-        let length = duration::parse(&window.duration).map_err(|e| e.to_string())?;
+        let schedule = parser.parse(text).map_err(|e| {
+            WindowProblem::new(Schedule, format!("{:?} is not a cron expression: {e}", window.schedule))
+        })?;
+        let length = duration::parse(&window.duration).map_err(|e| {
+            let problem = match e {
+                duration::DurationError::Malformed(text) => format!("{text:?} is not of the form 2h, 90m or 1h30m"),
+                duration::DurationError::Overflow(text) => format!("{text:?} is too long"),
+            };
+            WindowProblem::new(Duration, problem)
+        })?;
         let duration = SignedDuration::try_from(length).unwrap_or(SignedDuration::MAX);
         if duration.is_zero() {
-            return Err(format!("duration {:?} must be positive", window.duration));
+            return Err(WindowProblem::new(Duration, format!("{:?} must be positive", window.duration)));
         }
         let zone = TimeZone::get(&window.time_zone)
-            .map_err(|_| format!("time zone {:?} is not in the tz database", window.time_zone))?;
+            .map_err(|_| WindowProblem::new(Zone, format!("{:?} is not in the tz database", window.time_zone)))?;
         let parsed = Window { schedule, duration, zone };
         // A schedule without years repeats every 400 years; croner searches far beyond that, so
         // finding no opening after 2000 means it never opens (February 30, April 31).
         let epoch = Timestamp::from_second(946_684_800).unwrap_or(Timestamp::UNIX_EPOCH);
         if parsed.next_opening(epoch).is_none() {
-            return Err(format!("schedule {:?} never fires", window.schedule));
+            return Err(WindowProblem::new(Schedule, format!("{:?} never fires", window.schedule)));
         }
         Ok(parsed)
     }
@@ -80,6 +124,7 @@ impl Window {
 }
 
 impl Windows {
+    /// The windows, or the first one that cannot be used.
     pub fn parse(windows: &[ActivationWindow]) -> Result<Windows, WindowError> {
         windows
             .iter()
@@ -87,6 +132,14 @@ impl Windows {
             .map(|(index, window)| Window::parse(window).map_err(|problem| WindowError { index, problem }))
             .collect::<Result<Vec<_>, _>>()
             .map(Windows)
+    }
+
+    /// Every window that cannot be used, each with what is wrong with it (for admission, which
+    /// reports them all at once).
+    pub fn problems(windows: &[ActivationWindow]) -> Vec<WindowError> {
+        let each = windows.iter().enumerate();
+        each.filter_map(|(index, window)| Window::parse(window).err().map(|problem| WindowError { index, problem }))
+            .collect()
     }
 
     /// No windows: activation is never held for one.
@@ -212,8 +265,12 @@ mod tests {
             let err = Windows::parse(&[window("0 1 * * *", "1h", "UTC"), case.clone()]).unwrap_err();
             assert_eq!(err.index, 1, "{case:?}");
             assert!(err.to_string().contains(problem), "{case:?}: {err}");
-            assert!(err.to_string().starts_with("activation.windows[1]: "), "{err}");
+            assert!(err.to_string().starts_with("spec.activation.windows[1]."), "{err}");
         }
+        let never = Windows::parse(&[window("0 0 30 2 *", "1h", "UTC")]).unwrap_err();
+        assert_eq!(never.to_string(), r#"spec.activation.windows[0].schedule "0 0 30 2 *" never fires"#);
+        let zone = Windows::parse(&[window("0 0 * * *", "1h", "Mars/Base")]).unwrap_err();
+        assert_eq!(zone.to_string(), r#"spec.activation.windows[0].timeZone "Mars/Base" is not in the tz database"#);
         // February 29 fires, if rarely.
         assert!(Windows::parse(&[window("0 0 29 2 *", "1h", "UTC")]).is_ok());
     }

@@ -70,6 +70,8 @@ pub struct ControllerArgs {
     /// Allow plain-http Okta URLs on loopback hosts (the simulator, in tests and the demo).
     #[arg(long, env = "SAMLCRED_ALLOW_INSECURE_OKTA_HTTP")]
     pub allow_insecure_okta_http: bool,
+    #[command(flatten)]
+    pub webhook: crate::webhook::WebhookArgs,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -133,6 +135,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let (metrics_addr, health_addr) =
         server::serve(args.metrics_bind_address, args.health_bind_address, metrics.clone(), readiness.clone()).await?;
     tracing::info!(%metrics_addr, %health_addr, namespaces = ?args.namespaces, "samlcred controller starting");
+    // Every replica serves admission, the leader and the standbys alike.
+    crate::webhook::start(client.clone(), &args.webhook).await?;
 
     let shutdown = shutdown_signal();
     let leadership = if args.leader_elect {

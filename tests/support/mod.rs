@@ -237,6 +237,10 @@ impl ControllerProcess {
         if !args.iter().any(|a| a.starts_with("--health-bind-address")) {
             cmd.arg("--health-bind-address=127.0.0.1:0");
         }
+        // The admission webhook only where a test asks for it (tests/operator_webhook.rs).
+        if !args.iter().any(|a| a.starts_with("--webhook-bind-address")) {
+            cmd.arg("--webhook-bind-address=");
+        }
         for (k, v) in envs {
             cmd.env(k, v);
         }

@@ -149,3 +149,7 @@ to match a ClusterOktaOrg's namespaceSelector; scoped mode limits that to the wa
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{- define "samlcred.webhookSecretName" -}}
+{{- default (printf "%s-webhook-tls" (include "samlcred.fullname" .)) .Values.webhook.secretName }}
+{{- end }}
