@@ -101,7 +101,7 @@ CHAOS_LEASE_SECONDS ?= 15
 chaos: kube
 	start=$$SECONDS; \
 	SAMLCRED_KUBE_BIN="$$(bash tests/kube/build.sh)" CHAOS_TRIALS=$(CHAOS_TRIALS) \
-		CHAOS_STORM_SECONDS=$(CHAOS_STORM_SECONDS) CHAOS_RESTARTS=$(CHAOS_RESTARTS) CHAOS_FAILOVER_N=$(CHAOS_FAILOVER_N) CHAOS_NEW_WORK=1 \
+		CHAOS_STORM_SECONDS=$(CHAOS_STORM_SECONDS) CHAOS_RESTARTS=$(CHAOS_RESTARTS) CHAOS_FAILOVER_N=$(CHAOS_FAILOVER_N) \
 		CHAOS_LEASE_SECONDS=$(CHAOS_LEASE_SECONDS) \
 		$(CARGO) test --locked --test chaos_crashes --test chaos_okta --test chaos_control_plane --test chaos_failover \
 		-- --nocapture --test-threads=1; \

@@ -7,6 +7,11 @@
 //! makes it list afresh. Meanwhile its store is frozen: new credentials went unseen for minutes
 //! after an API server restart (docs/chaos.md). This stream starts a new watcher (a list, then a
 //! watch from the list's resourceVersion) on such a refusal instead.
+//!
+//! A controller's trigger streams share one backoff: every error of any of them (a Secret watch
+//! that cannot connect, an org watch's 410) pauses all of them, the credential watch included, for
+//! up to 30 s each, and an API server restart makes a dozen. Each watch backs off on its own
+//! already, so [`without_errors`] logs a trigger stream's errors and passes on only its objects.
 
 use futures::{Stream, StreamExt, stream::BoxStream};
 use kube::Api;
@@ -47,6 +52,24 @@ where
     })
 }
 
+/// The objects of a trigger stream (one that has its own backoff), its errors logged instead of
+/// passed to the controller, whose shared backoff would pause every other trigger stream too.
+pub fn without_errors<T: Send>(
+    stream: impl Stream<Item = watcher::Result<T>> + Send,
+    what: &'static str,
+) -> impl Stream<Item = watcher::Result<T>> + Send {
+    stream.filter(move |item| {
+        if let Err(error) = item {
+            if is_gone(error) || matches!(error, watcher::Error::WatchError(status) if status.code == 410) {
+                tracing::debug!("the {what} watch starts again: {error}");
+            } else {
+                tracing::warn!("the {what} watch failed (it retries with backoff): {error}");
+            }
+        }
+        std::future::ready(item.is_ok())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +87,17 @@ mod tests {
         assert!(!is_gone(&watcher::Error::WatchStartFailed(api_error(403))));
         assert!(!is_gone(&watcher::Error::InitialListFailed(api_error(410))));
         assert!(!is_gone(&watcher::Error::NoResourceVersion));
+    }
+
+    #[tokio::test]
+    async fn a_trigger_stream_passes_on_its_objects_and_not_its_errors() {
+        let items = vec![
+            Ok(1),
+            Err(watcher::Error::WatchStartFailed(api_error(500))),
+            Ok(2),
+            Err(watcher::Error::NoResourceVersion),
+        ];
+        let passed: Vec<i32> = without_errors(futures::stream::iter(items), "test").map(|r| r.unwrap()).collect().await;
+        assert_eq!(passed, [1, 2]);
     }
 }
