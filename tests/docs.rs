@@ -383,7 +383,9 @@ async fn getting_started_works_as_written() {
     let events: Vec<String> =
         api.list(&Default::default()).await.unwrap().items.into_iter().filter_map(|e| e.reason).collect();
     assert!(events.iter().all(|r| r != "OktaError"), "{events:?}");
+    // Dropped first, so that its /metrics are saved beside its log for the scan.
     drop(controller);
+    support::secret_scan::assert_clean_in(&client, NAMESPACE, sim.presented_secrets(), &[TOKEN.to_string()]).await;
 }
 
 /// The OAuth variant of the doc's OktaOrg (an API Services app with private_key_jwt; the simulator
@@ -439,4 +441,8 @@ async fn getting_started_oauth_org_is_authenticated() {
     );
     let token_calls: Vec<_> = sim.calls().into_iter().filter(|c| c.path == "/oauth2/v1/token").collect();
     assert!(token_calls.iter().any(|c| c.status == 200), "no access token was issued: {token_calls:?}");
+    // The client assertions, DPoP proofs and access tokens the simulator saw, and the key's PEM.
+    drop(controller);
+    let key_pem = std::fs::read_to_string(dir.join("samlcred-okta-key.pem")).unwrap();
+    support::secret_scan::assert_clean_in(&client, OAUTH_NAMESPACE, sim.presented_secrets(), &[key_pem]).await;
 }

@@ -61,6 +61,20 @@ fn scale_smoke_counts_calls_per_credential() {
             missed.push(format!("MISSED {figure}: {measured:.2} (target {relation} {target})"));
         }
     }
+    // Secret hygiene (issue 13): the fleet's API token appears in nothing the controllers printed.
+    let printed: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(Result::ok).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("controller-"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .collect();
+    let bytes: usize = printed.iter().map(String::len).sum();
+    let hits = printed.iter().filter(|p| p.contains(harness::fleet::TOKEN)).count();
+    println!("secret scan of the scale smoke: secrets=1 bytes_scanned={bytes} hits={hits}");
+    assert!(bytes > 0, "no controller log was scanned in {}", dir.display());
+    assert_eq!(hits, 0, "the API token is in a controller log in {}", dir.display());
+
     // The controllers' and the API server's logs stay when a figure misses; etcd's data never does.
     let _ = std::fs::remove_dir_all(dir.join("cluster/etcd-data"));
     let _ = std::fs::remove_file(dir.join("cluster/audit.log"));

@@ -294,7 +294,8 @@ impl Index {
 fn filed(credential: &SamlAppCredential) -> Filed {
     let namespace = credential.namespace().unwrap_or_default();
     Filed {
-        object: ObjectRef::from_obj(credential),
+        // By name only: a trigger needs no resourceVersion or uid (ObjectRef equality ignores them).
+        object: ObjectRef::new(&credential.name_any()).within(&namespace),
         secret: (namespace, credential.spec.secret_name.clone()),
         app_id: credential.spec.app_id.clone(),
         org: super::org_key(credential),

@@ -115,6 +115,11 @@ pub async fn assert_clean(world: &World, what: &str, extra: &[String]) -> Scan {
     checked(scan(&world.client, &world.ns.name, world.sim.presented_secrets(), extra).await, what)
 }
 
+/// The same, for a test that runs the operator in namespace `ns` without a [`World`].
+pub async fn assert_clean_in(client: &kube::Client, ns: &str, presented: Vec<String>, extra: &[String]) -> Scan {
+    checked(scan(client, ns, presented, extra).await, &format!("of {ns}"))
+}
+
 fn checked(scan: Scan, what: &str) -> Scan {
     println!("secret scan {what}: secrets={} bytes_scanned={} hits={}", scan.secrets, scan.bytes, scan.hits.len());
     assert!(scan.hits.is_empty(), "{what}: secrets found in what the operator printed or recorded: {:?}", scan.hits);
