@@ -176,7 +176,10 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         let (fed, forget, series) = (index.clone(), ledger.clone(), metrics.clone());
         // When a credential goes, another on the same app may now be the oldest and take over.
         let (takeover, takeovers) = futures::channel::mpsc::unbounded();
-        let stream = relisting_watcher(api_for(ns), watcher::Config::default().any_semantic())
+        // Listed in pages (the watcher's 500), not at resourceVersion 0: that answer holds every
+        // credential at once, one body of tens of megabytes at 10,000 and all of them parsed before
+        // the first is stored.
+        let stream = relisting_watcher(api_for(ns), watcher::Config::default())
             .default_backoff()
             .modify(cache::reduce_credential)
             .map_ok(move |event| {

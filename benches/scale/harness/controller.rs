@@ -55,6 +55,8 @@ impl Controller {
             .arg(format!("--okta-resync-interval={}s", args.okta_resync.as_secs()))
             .arg(format!("--metrics-bind-address=127.0.0.1:{metrics_port}"))
             .arg(format!("--health-bind-address=127.0.0.1:{health_port}"))
+            // No ValidatingWebhookConfiguration points at it here (and 9443 may be taken).
+            .arg("--webhook-bind-address=")
             .env("KUBECONFIG", &args.kubeconfig)
             .stdin(std::process::Stdio::null())
             .stdout(file.try_clone()?)
