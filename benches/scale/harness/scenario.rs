@@ -60,9 +60,17 @@ impl Config {
 /// Starts the control plane (before any async runtime: see `start_control_plane`), runs the
 /// phases on a two-worker runtime (the machine has two cores), and returns the report.
 pub fn run_main(config: Config) -> Result<Report> {
+    on_control_plane(&config, phases)
+}
+
+fn on_control_plane<'c, F, Fut>(config: &'c Config, run: F) -> Result<Report>
+where
+    F: FnOnce(&'static testenv::ControlPlane, &'c Config) -> Fut,
+    Fut: std::future::Future<Output = Result<Report>>,
+{
     let plane = start_control_plane(&config.dir.join("cluster"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let result = runtime.block_on(phases(plane, &config));
+    let result = runtime.block_on(run(plane, config));
     plane.stop();
     result
 }
@@ -71,11 +79,7 @@ pub fn run_main(config: Config) -> Result<Report> {
 /// restart of the settled fleet), for profiling the controller's memory (see
 /// `SCALE_CONTROLLER_WRAPPER`) without the floor, rotation and resync phases.
 pub fn run_memory(config: Config) -> Result<Report> {
-    let plane = start_control_plane(&config.dir.join("cluster"))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let result = runtime.block_on(memory_only(plane, &config));
-    plane.stop();
-    result
+    on_control_plane(&config, memory_only)
 }
 
 async fn memory_only(plane: &'static testenv::ControlPlane, config: &Config) -> Result<Report> {
