@@ -27,7 +27,7 @@ mod phases;
 mod relist;
 mod secrets;
 pub use phases::Phases;
-pub use relist::{relisting_watcher, without_errors};
+pub use relist::{NoSharedBackoff, relisting_watcher};
 pub use secrets::{CachedSecret, SecretStore, reduce_secret, watch_into};
 
 /// The stores of one controller process.

@@ -4,7 +4,7 @@ use super::leader::{self, LeaseSettings};
 use super::server::{self, Readiness};
 use super::telemetry::{self, LogFormat};
 use crate::api::{ClusterOktaOrg, OktaOrg, SamlAppCredential, labels};
-use crate::controller::cache::{self, Caches, Index, Phases, SecretStore, relisting_watcher, without_errors};
+use crate::controller::cache::{self, Caches, Index, NoSharedBackoff, Phases, SecretStore, relisting_watcher};
 use crate::controller::guard::{self, ReconcileError};
 use crate::controller::ledger::Ledger;
 use crate::controller::orgs::{OrgClients, OrgKey, OrgSettings};
@@ -92,11 +92,11 @@ fn error_policy<K>(_: Arc<K>, error: &ReconcileError, _: Arc<Context>) -> Action
 
 /// The objects touched in a watch of `api` that only triggers reconciles (no store), relisting
 /// when it cannot resume (see [`relisting_watcher`]).
-fn watch<K>(api: Api<K>, what: &'static str) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send
+fn watch<K>(api: Api<K>) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    without_errors(relisting_watcher(api, watcher::Config::default()).default_backoff().touched_objects(), what)
+    relisting_watcher(api, watcher::Config::default()).default_backoff().touched_objects()
 }
 
 /// An Api over one watched namespace, or over all of them (`None`).
@@ -195,7 +195,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             })
             .reflect(writer)
             .touched_objects();
-        credential_streams.push((without_errors(stream, "SamlAppCredential").boxed(), takeovers));
+        credential_streams.push((stream.boxed(), takeovers));
         credential_stores.push(reader);
         indexes.push(index);
     }
@@ -208,7 +208,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         let (reader, writer) = reflector::store();
         let orgs: Api<OktaOrg> = scoped(&client, ns);
         let stream = relisting_watcher(orgs, watcher::Config::default()).default_backoff().reflect(writer);
-        org_streams.push(without_errors(stream.touched_objects(), "OktaOrg").boxed());
+        org_streams.push(stream.touched_objects().boxed());
         org_stores.push(reader);
     }
     let (cluster_org_store, writer) = reflector::store();
@@ -246,8 +246,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             let name = secret.name_any();
             !index.by_secret(&ns, &name).is_empty() || auth_users.refers_to(&ns, &name)
         };
-        let stream = cache::watch_into(secrets, store, referred).touched_objects();
-        secret_streams.push(without_errors(stream, "Secret").boxed());
+        secret_streams.push(cache::watch_into(secrets, store, referred).touched_objects().boxed());
     }
 
     let reporter = Reporter { controller: "samlcred".into(), instance: std::env::var("POD_NAME").ok() };
@@ -284,6 +283,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         let cluster_index = index.clone();
         let stream = Controller::for_stream(credentials, credential_stores[i].clone())
             .with_config(config.clone())
+            .trigger_backoff(NoSharedBackoff)
             // A Secret edited, deleted or marked adoptable is seen by the credential it is for; a
             // changed org Secret (a new token) by every credential of the org. Only reduced
             // metadata is kept: the data of every other Secret must not stream through the operator.
@@ -300,7 +300,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             .reconcile_on(takeovers)
             // A changed org may unblock or change every credential that uses it.
             .watches_stream(orgs, move |org: OktaOrg| index.by_org(&cache::org_of_okta_org(&org)))
-            .watches_stream(watch(Api::<ClusterOktaOrg>::all(client.clone()), "ClusterOktaOrg"), move |org| {
+            .watches_stream(watch(Api::<ClusterOktaOrg>::all(client.clone())), move |org| {
                 cluster_index.by_org(&cache::org_of_cluster_org(&org))
             })
             .graceful_shutdown_on(shutdown.clone())
@@ -311,7 +311,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         let orgs: Api<OktaOrg> = scoped(&client, ns);
         let (reader, writer) = reflector::store();
         let watched = relisting_watcher(orgs, watcher::Config::default()).default_backoff().reflect(writer);
-        let stream = Controller::for_stream(without_errors(watched.touched_objects(), "OktaOrg"), reader)
+        let stream = Controller::for_stream(watched.touched_objects(), reader)
+            .trigger_backoff(NoSharedBackoff)
             .graceful_shutdown_on(shutdown.clone())
             .run(|org, ctx| guard::guarded(org, ctx, org_status::reconcile_okta_org), error_policy, ctx.clone());
         tasks.push(Box::pin(drain(stream)));
@@ -319,12 +320,10 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let cluster_orgs: Api<ClusterOktaOrg> = Api::all(client.clone());
     let (reader, writer) = reflector::store();
     let watched = relisting_watcher(cluster_orgs, watcher::Config::default()).default_backoff().reflect(writer);
-    let triggers = without_errors(watched.touched_objects(), "ClusterOktaOrg");
-    let stream = Controller::for_stream(triggers, reader).graceful_shutdown_on(shutdown.clone()).run(
-        |org, ctx| guard::guarded(org, ctx, org_status::reconcile_cluster_okta_org),
-        error_policy,
-        ctx.clone(),
-    );
+    let stream = Controller::for_stream(watched.touched_objects(), reader)
+        .trigger_backoff(NoSharedBackoff)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(|org, ctx| guard::guarded(org, ctx, org_status::reconcile_cluster_okta_org), error_policy, ctx.clone());
     tasks.push(Box::pin(drain(stream)));
 
     let ready_flag = readiness.clone();

@@ -8,13 +8,15 @@
 //! after an API server restart (docs/chaos.md). This stream starts a new watcher (a list, then a
 //! watch from the list's resourceVersion) on such a refusal instead.
 //!
-//! A controller's trigger streams share one backoff: every error of any of them (a Secret watch
-//! that cannot connect, an org watch's 410) pauses all of them, the credential watch included, for
-//! up to 30 s each, and an API server restart makes a dozen. Each watch backs off on its own
-//! already, so [`without_errors`] logs a trigger stream's errors and passes on only its objects.
+//! A kube-runtime Controller backs its trigger streams off together: by default every error of
+//! any of them (a Secret watch that cannot connect, an org watch's 410) pauses all of them, the
+//! credential watch included, for up to 30 s each, and an API server restart makes a dozen. Each
+//! watch samlcred feeds a controller backs off on its own already, so its controllers take
+//! [`NoSharedBackoff`] instead.
 
 use futures::{Stream, StreamExt, stream::BoxStream};
 use kube::Api;
+use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, Event, watcher};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
@@ -52,22 +54,22 @@ where
     })
 }
 
-/// The objects of a trigger stream (one that has its own backoff), its errors logged instead of
-/// passed to the controller, whose shared backoff would pause every other trigger stream too.
-pub fn without_errors<T: Send>(
-    stream: impl Stream<Item = watcher::Result<T>> + Send,
-    what: &'static str,
-) -> impl Stream<Item = watcher::Result<T>> + Send {
-    stream.filter(move |item| {
-        if let Err(error) = item {
-            if is_gone(error) || matches!(error, watcher::Error::WatchError(status) if status.code == 410) {
-                tracing::debug!("the {what} watch starts again: {error}");
-            } else {
-                tracing::warn!("the {what} watch failed (it retries with backoff): {error}");
-            }
-        }
-        std::future::ready(item.is_ok())
-    })
+/// A controller's trigger backoff that never waits: the watches back off one by one (each is
+/// `.default_backoff()`), so one watch's errors do not pause the others.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSharedBackoff;
+
+impl Iterator for NoSharedBackoff {
+    type Item = std::time::Duration;
+
+    /// Never `None`: that would end the controller's trigger stream.
+    fn next(&mut self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::ZERO)
+    }
+}
+
+impl Backoff for NoSharedBackoff {
+    fn reset(&mut self) {}
 }
 
 #[cfg(test)]
@@ -89,15 +91,9 @@ mod tests {
         assert!(!is_gone(&watcher::Error::NoResourceVersion));
     }
 
-    #[tokio::test]
-    async fn a_trigger_stream_passes_on_its_objects_and_not_its_errors() {
-        let items = vec![
-            Ok(1),
-            Err(watcher::Error::WatchStartFailed(api_error(500))),
-            Ok(2),
-            Err(watcher::Error::NoResourceVersion),
-        ];
-        let passed: Vec<i32> = without_errors(futures::stream::iter(items), "test").map(|r| r.unwrap()).collect().await;
-        assert_eq!(passed, [1, 2]);
+    #[test]
+    fn the_shared_backoff_never_waits_nor_ends() {
+        let mut backoff = NoSharedBackoff;
+        assert!((0..100).all(|_| backoff.next() == Some(std::time::Duration::ZERO)));
     }
 }
